@@ -1,0 +1,7 @@
+"""Callbacks: schedules (diversity decay, lazy R1), per-tag loss logging, sample grids."""
+
+from lit_gans.callbacks.image_grid import ImageGrid
+from lit_gans.callbacks.loss_logging import LossLogger, log_step_and_epoch
+from lit_gans.callbacks.schedules import DiversityDecay, R1Schedule, diversity_factor
+
+__all__ = ["DiversityDecay", "ImageGrid", "LossLogger", "R1Schedule", "diversity_factor", "log_step_and_epoch"]

@@ -1,0 +1,77 @@
+"""Per-tag loss logging through Lightning's own ``self.log``, and the per-epoch loss history file."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+from typing import Any
+
+import lightning as L
+import torch
+from lightning.pytorch.callbacks import Callback
+from torch import Tensor
+
+HISTORY_FILE = "loss_history.jsonl"
+
+
+def log_step_and_epoch(pl_module: L.LightningModule, name: str, value: Tensor | float) -> None:
+    """Log ``<name>_step`` (this batch) and ``<name>_epoch`` (the mean of the epoch's batch values).
+
+    Each batch counts once in the epoch mean (``batch_size=1``), the plain average of the step values, as
+    the seed's curves are made. Under DDP only the epoch value is reduced across processes, once per epoch;
+    step values stay local so that no step waits for a collective.
+    """
+    pl_module.log(f"{name}_step", value, on_step=True, on_epoch=False, batch_size=1)
+    pl_module.log(f"{name}_epoch", value, on_step=False, on_epoch=True, batch_size=1,
+                  sync_dist=pl_module.trainer.world_size > 1)
+
+
+class LossLogger(Callback):
+    """Logs every term of the model's objective and each tag's total, as ``<tag>/<name>``, per step and as
+    the epoch mean (TensorBoard groups curves by tag: ``D/d_loss``, ``G/sty`` ...), and appends the epoch
+    means to ``loss_history.jsonl`` next to the TensorBoard event files.
+
+    Values are device tensors handed to Lightning, so the training step issues no host sync; the history is
+    written once per epoch, from rank 0.
+    """
+
+    def __init__(self, history_file: str | None = HISTORY_FILE):
+        self.history_file = history_file
+
+    def on_train_batch_end(self, trainer: L.Trainer, pl_module: L.LightningModule, outputs: Any, batch: Any,
+                           batch_idx: int) -> None:
+        objective = getattr(pl_module, "objective", None)
+        if objective is None:
+            return
+        for name, value in objective.scalars().items():
+            log_step_and_epoch(pl_module, name, value)
+
+    def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        if not self.history_file or not trainer.is_global_zero:
+            return
+        path = history_path(trainer, self.history_file)
+        if path is None:
+            return
+        means = {k[: -len("_epoch")]: _to_float(v) for k, v in trainer.callback_metrics.items() if k.endswith("_epoch")}
+        if not means:
+            return
+        tags: dict[str, list[str]] = {}
+        for name in means:
+            tags.setdefault(name.split("/")[0] if "/" in name else "", []).append(name)
+        record = {"epoch": trainer.current_epoch + 1, "step": trainer.fit_loop.epoch_loop._batches_that_stepped,
+                  "losses": means, "tags": tags}
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        with open(path, "a", encoding="utf-8") as f:
+            f.write(json.dumps(record) + "\n")
+
+
+def history_path(trainer: L.Trainer, filename: str = HISTORY_FILE) -> str | None:
+    """Where the history goes: the logger's directory (beside the event files), else the run's root."""
+    log_dir = trainer.logger.log_dir if trainer.logger is not None and trainer.logger.log_dir else trainer.default_root_dir
+    return os.path.join(log_dir, filename) if log_dir else None
+
+
+def _to_float(v: Tensor | float) -> float | None:
+    x = float(v.detach().float().cpu()) if isinstance(v, torch.Tensor) else float(v)
+    return x if math.isfinite(x) else None

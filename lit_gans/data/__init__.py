@@ -1,0 +1,1 @@
+"""Data modules and datasets (built-in synthetic data, image folders, latent files)."""

@@ -1,0 +1,64 @@
+"""StarGAN v2 items from any labelled collection of images or latents.
+
+An item is the source, its domain, a reference pair from one target domain and two style codes::
+
+    {"x_src": (C,H,W), "y_src": (), "x_ref": (C,H,W), "x_ref2": (C,H,W), "y_trg": (), "z1": (L,), "z2": (L,)}
+
+The target domain is drawn uniformly over domains (as the original's domain-balanced reference loader does)
+and the two references are distinct items of it when it has more than one. All random choices come from
+the item's seed (see :mod:`lit_gans.data.sampling`), so they are the same in every worker and after a resume.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import torch
+from torch import Tensor
+from torch.utils.data import Dataset
+
+from lit_gans.data.sampling import ItemKey, item_generator, split_key
+
+
+class MultiDomainItems(Dataset):
+    """Args:
+        load: ``load(i) -> Tensor (C,H,W)`` for item ``i`` (already transformed).
+        labels: domain of each item, ``(N,)`` long, values in ``[0, num_domains)``.
+        num_domains: number of domains.
+        latent_dim: size of the random style codes ``z1``, ``z2``.
+    """
+
+    def __init__(self, load: Callable[[int], Tensor], labels: Tensor, num_domains: int, latent_dim: int = 16):
+        self.load = load
+        self.labels = torch.as_tensor(labels, dtype=torch.long)
+        self.num_domains = num_domains
+        self.latent_dim = latent_dim
+        self.members = [torch.nonzero(self.labels == d).flatten() for d in range(num_domains)]
+        empty = [d for d, m in enumerate(self.members) if len(m) == 0]
+        if empty:
+            raise ValueError(f"domains {empty} have no items")
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+    def __getitem__(self, key: int | ItemKey) -> dict[str, Tensor]:
+        index, seed = split_key(key)
+        g = item_generator(seed)
+        y_trg = int(torch.randint(self.num_domains, (), generator=g))
+        members = self.members[y_trg]
+        picks = torch.randperm(len(members), generator=g)[:2] if len(members) > 1 else torch.zeros(2, dtype=torch.long)
+        ref, ref2 = (int(members[p]) for p in picks)
+        z = torch.randn(2, self.latent_dim, generator=g)
+        # Transforms draw from torch's global RNG: pin it to the item's seed for their draws.
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(seed & 0x7FFF_FFFF_FFFF_FFFF)
+            x_src, x_ref, x_ref2 = self.load(index), self.load(ref), self.load(ref2)
+        return {
+            "x_src": x_src,
+            "y_src": self.labels[index],
+            "x_ref": x_ref,
+            "x_ref2": x_ref2,
+            "y_trg": torch.tensor(y_trg),
+            "z1": z[0],
+            "z2": z[1],
+        }

@@ -1,0 +1,1 @@
+"""SD-VAE latents: loading the VAE, encoding folders to latent files, decoding back."""

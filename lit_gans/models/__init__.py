@@ -1,0 +1,5 @@
+"""LightningModules: one per model family; ``training_step`` is the paper's algorithm."""
+
+from lit_gans.models.stargan_v2 import StarGANv2
+
+__all__ = ["StarGANv2"]

@@ -1,0 +1,143 @@
+"""What every model of the collection shares: manual optimisation with a loss :class:`Objective`,
+conversion between the data's space and the model's (``latent_scale``, channels_last), a check that the
+data fits the networks, and the hooks the callbacks use (``objective``, ``visuals``)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import lightning as L
+import torch
+from torch import Tensor
+
+from lit_gans.errors import ConfigError
+from lit_gans.losses.specs import build_objective
+from lit_gans.models.ema import ema_copy, ema_update
+
+
+def _plain(cfg: Any) -> Any:
+    """OmegaConf containers to plain Python (hparams and objectives must not hold DictConfigs)."""
+    try:
+        from omegaconf import DictConfig, ListConfig, OmegaConf
+
+        if isinstance(cfg, (DictConfig, ListConfig)):
+            return OmegaConf.to_container(cfg, resolve=True)
+    except ImportError:  # pragma: no cover - omegaconf is a dependency
+        pass
+    return cfg
+
+
+class GANModule(L.LightningModule):
+    """Base of the models here.
+
+    Args:
+        loss: the ``loss`` config block (spec, adversarial mode, weights, ``terms`` table).
+        latent_scale: data are multiplied by it on the way in and divided on the way out (0.18215 for SD-VAE
+            latents stored unscaled, 1.0 for pixels).
+        channels_last: ``"auto"`` (on CUDA), ``True`` or ``False``.
+        compile: ``torch.compile`` the networks listed by :meth:`compiled_nets` at fit start.
+        ema_beta: decay of the moving averages registered with :meth:`add_ema`.
+        ema_warmup: use ``min(ema_beta, (1 + n) / (10 + n))`` after ``n`` updates, so the average follows
+            the early, fast-changing weights instead of staying near the initialisation for ~1/(1-beta)
+            steps; it reaches ``ema_beta`` after ``9 * beta / (1 - beta)`` updates (9k for 0.999).
+    """
+
+    def __init__(self, loss: Mapping[str, Any], latent_scale: float = 1.0, channels_last: bool | str = "auto",
+                 compile: bool = False, ema_beta: float = 0.999, ema_warmup: bool = True):
+        super().__init__()
+        self.automatic_optimization = False
+        self.loss_cfg = dict(_plain(loss))
+        self.objective = build_objective(**self.loss_cfg)
+        self.latent_scale = float(latent_scale)
+        self.channels_last_cfg = channels_last
+        self.compile_nets = bool(compile)
+        self.data_spec: dict[str, Any] = {}
+        self.ema_beta = float(ema_beta)
+        self.ema_warmup = bool(ema_warmup)
+        self.ema_updates = 0
+        self._ema_names: list[str] = []
+
+    # ------------------------------------------------------------------ spaces
+    @property
+    def channels_last(self) -> bool:
+        if self.channels_last_cfg == "auto":
+            return self.device.type == "cuda"
+        return bool(self.channels_last_cfg)
+
+    def to_model_space(self, x: Tensor) -> Tensor:
+        """Data space (unscaled latents / pixels in [-1, 1]) to the space the nets work in."""
+        if self.latent_scale != 1.0:
+            x = x * self.latent_scale
+        if self.channels_last and x.dim() == 4:
+            x = x.contiguous(memory_format=torch.channels_last)
+        return x
+
+    def to_data_space(self, x: Tensor) -> Tensor:
+        return x / self.latent_scale if self.latent_scale != 1.0 else x
+
+    # ------------------------------------------------------------------ EMA
+    def add_ema(self, name: str) -> None:
+        """Keep a moving average of the submodule ``name`` as ``<name>_ema`` (used for sampling)."""
+        setattr(self, f"{name}_ema", ema_copy(getattr(self, name)))
+        self._ema_names.append(name)
+
+    def current_ema_beta(self) -> float:
+        if not self.ema_warmup:
+            return self.ema_beta
+        n = self.ema_updates
+        return min(self.ema_beta, (1.0 + n) / (10.0 + n))
+
+    @torch.no_grad()
+    def update_ema(self) -> None:
+        beta = self.current_ema_beta()
+        for name in self._ema_names:
+            ema_update(getattr(self, f"{name}_ema"), getattr(self, name), beta)
+        self.ema_updates += 1
+
+    # ------------------------------------------------------------------ hooks for subclasses
+    def expected_data(self) -> dict[str, Any]:
+        """What the nets need from the data: any of ``channels``, ``img_size``, ``num_domains``."""
+        return {}
+
+    def compiled_nets(self) -> list[torch.nn.Module]:
+        """Networks to ``torch.compile`` when ``compile=true``."""
+        return []
+
+    def visuals(self, batch: Mapping[str, Tensor]) -> dict[str, Tensor]:
+        """Columns of a sample grid, in data space, e.g. ``{"source": x, "translated": y}``."""
+        raise NotImplementedError
+
+    # ------------------------------------------------------------------ lifecycle
+    def setup(self, stage: str) -> None:
+        dm = getattr(self.trainer, "datamodule", None) if self._trainer is not None else None
+        if dm is not None and hasattr(dm, "data_spec"):
+            self.check_data(dm.data_spec())
+
+    def check_data(self, spec: Mapping[str, Any]) -> None:
+        """Raise a one-line :class:`ConfigError` naming both numbers when data and nets disagree."""
+        keys = {"channels": "model.net.in_channels", "img_size": "model.net.img_size",
+                "num_domains": "model.net.num_domains"}
+        wrong = [
+            f"data has {key.replace('_', ' ')} {spec[key]} but the model is built for {want} ({keys[key]}={want})"
+            for key, want in self.expected_data().items()
+            if key in spec and spec[key] != want
+        ]
+        if wrong:
+            raise ConfigError("; ".join(wrong) + ": set the model's value to match the data")
+        self.data_spec = dict(spec)
+
+    def on_fit_start(self) -> None:
+        if self.channels_last:
+            self.to(memory_format=torch.channels_last)
+        if self.compile_nets:
+            for net in self.compiled_nets():
+                net.compile()
+
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        checkpoint["data_spec"] = self.data_spec
+        checkpoint["ema_updates"] = self.ema_updates
+
+    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        self.data_spec = checkpoint.get("data_spec", {})
+        self.ema_updates = int(checkpoint.get("ema_updates", 0))

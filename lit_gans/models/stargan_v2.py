@@ -1,0 +1,200 @@
+"""StarGAN v2 (Choi et al., 2020) as one LightningModule, on pixels or on SD-VAE latents.
+
+One training step is the latent-StarGAN seed's algorithm: one discriminator update, then one update of
+generator G, style encoder E and mapping network F, each over a *reference* path (style ``E(x_ref)``) and a
+*latent* path (style ``F(z1)``)::
+
+    d_loss = 0.5 * (adv_d(D(x_ref), D(G(c, s_ref))) + adv_d(D(x_ref), D(G(c, s_lat))))  [+ w_r1*N*r1 every N]
+    g_loss = w_adv*g_adv + w_sty*sty + w_cyc*cyc + w_id*id - lambda_ds*ds
+
+Weights come from the ``loss`` config; ``lambda_ds`` and "is this an R1 step" come from callbacks that set
+gains on the objective's terms (see :mod:`lit_gans.callbacks.schedules`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import torch
+from torch import Tensor
+
+from lit_gans.models.base import GANModule, _plain
+from lit_gans.nets.stargan_v2 import Discriminator, Generator, MappingNetwork, StyleEncoder
+
+NET_DEFAULTS: dict[str, Any] = {
+    "img_size": 256,
+    "in_channels": 3,
+    "num_domains": 2,
+    "dim": None,  # None: the official 2**14 // img_size
+    "max_conv_dim": 512,
+    "style_dim": 64,
+    "latent_dim": 16,
+    "mapping_dim": 512,
+    "n_down": None,  # None: the official log2(img_size) - 4
+}
+OPTIM_DEFAULTS: dict[str, Any] = {
+    "lr": 1e-4,
+    "f_lr": 1e-6,
+    "betas": (0.0, 0.99),
+    "weight_decay": 1e-4,
+    "fused": None,  # None: fused kernels on CUDA
+}
+
+
+class StarGANv2(GANModule):
+    """Args:
+        net: network sizes (see ``NET_DEFAULTS``).
+        optim: Adam settings for G, E, D (``lr``) and F (``f_lr``), as the original.
+        loss: the ``loss`` config block (spec ``stargan_v2``).
+        latent_scale: 0.18215 for unscaled SD-VAE latents, 1.0 for pixels.
+        ema_beta: decay of the moving averages of G, E, F used for sampling (see ``GANModule``).
+        ema_warmup: ramp the EMA decay up from 0.1 to ``ema_beta`` (see ``GANModule``).
+        vae: optional ``{"path": ..., "subfolder": ...}`` of an SD VAE used to decode latents for viewing.
+    """
+
+    def __init__(self, net: Mapping[str, Any] | None = None, optim: Mapping[str, Any] | None = None,
+                 loss: Mapping[str, Any] | None = None, latent_scale: float = 1.0, ema_beta: float = 0.999,
+                 ema_warmup: bool = True, channels_last: bool | str = "auto", compile: bool = False,
+                 vae: Mapping[str, Any] | None = None):
+        loss = _plain(loss) or {"spec": "stargan_v2", "totals": {"D": "d_loss", "G": "g_loss"}}
+        super().__init__(loss=loss, latent_scale=latent_scale, channels_last=channels_last, compile=compile,
+                         ema_beta=ema_beta, ema_warmup=ema_warmup)
+        self.net_cfg = {**NET_DEFAULTS, **(_plain(net) or {})}
+        self.optim_cfg = {**OPTIM_DEFAULTS, **(_plain(optim) or {})}
+        self.vae_cfg = _plain(vae)
+        self.save_hyperparameters(logger=False)
+        n = self.net_cfg
+        trunk = {"img_size": n["img_size"], "in_channels": n["in_channels"], "dim": n["dim"],
+                 "max_conv_dim": n["max_conv_dim"]}
+        self.generator = Generator(**trunk, style_dim=n["style_dim"], n_down=n["n_down"])
+        self.mapping_network = MappingNetwork(n["latent_dim"], n["style_dim"], n["num_domains"], n["mapping_dim"])
+        self.style_encoder = StyleEncoder(**trunk, style_dim=n["style_dim"], num_domains=n["num_domains"])
+        self.discriminator = Discriminator(**trunk, num_domains=n["num_domains"])
+        for name in ("generator", "mapping_network", "style_encoder"):
+            self.add_ema(name)
+
+    # ------------------------------------------------------------------ configuration
+    def expected_data(self) -> dict[str, Any]:
+        n = self.net_cfg
+        return {"channels": n["in_channels"], "img_size": n["img_size"], "num_domains": n["num_domains"]}
+
+    def compiled_nets(self) -> list[torch.nn.Module]:
+        return [self.generator, self.mapping_network, self.style_encoder, self.discriminator]
+
+    def configure_optimizers(self):
+        o = self.optim_cfg
+        fused = (self.device.type == "cuda") if o["fused"] is None else bool(o["fused"])
+        kw = {"lr": o["lr"], "betas": tuple(o["betas"]), "weight_decay": o["weight_decay"]}
+        if fused:
+            kw["fused"] = True
+        opt_d = torch.optim.Adam(self.discriminator.parameters(), **kw)
+        # One optimizer for G, E and F (F at its own learning rate): Adam is per-parameter, so this equals
+        # the original's three optimizers and steps them in one fused kernel.
+        opt_g = torch.optim.Adam(
+            [
+                {"params": self.generator.parameters()},
+                {"params": self.style_encoder.parameters()},
+                {"params": self.mapping_network.parameters(), "lr": o["f_lr"]},
+            ],
+            **kw,
+        )
+        return opt_d, opt_g
+
+    # ------------------------------------------------------------------ training
+    def training_step(self, batch: Mapping[str, Tensor], batch_idx: int) -> None:
+        obj = self.objective
+        obj.start_step()
+        opt_d, opt_g = self.optimizers()
+        x_src, y_src = self.to_model_space(batch["x_src"]), batch["y_src"]
+        x_ref, y_trg = self.to_model_space(batch["x_ref"]), batch["y_trg"]
+        b = x_src.shape[0]
+        with_ds = obj.active("ds")
+
+        # Styles and fakes, computed once: G, E and F do not change during the D update, so these are
+        # exactly the fakes both updates see (the D update sees them detached).
+        s_ref = self.style_encoder(x_ref, y_trg)
+        z = torch.cat([batch["z1"], batch["z2"]]) if with_ds else batch["z1"]
+        s_lat_all = self.mapping_network(z, y_trg.repeat(z.shape[0] // b))
+        styles = torch.cat([s_ref, s_lat_all])
+        fakes_all = self.generator(x_src.repeat(styles.shape[0] // b, 1, 1, 1), styles)
+        s_lat = s_lat_all[:b]
+        fakes = fakes_all[: 2 * b]  # [ref path; latent path]
+        y2 = y_trg.repeat(2)
+
+        # 1) Discriminator: real references vs. the fakes of both paths (+ R1 on R1 steps).
+        with self.toggled_optimizer(opt_d):
+            if obj.active("r1"):
+                # R1 in float32 with autocast off; on these steps the same fp32 pass gives the real logits.
+                x_real = x_ref.detach().float().requires_grad_(True)
+                with torch.autocast(self.device.type, enabled=False):
+                    real_logits = self.discriminator(x_real, y_trg)
+                    obj.compute("r1", real_logits, x_real)
+                fake_logits = self.discriminator(fakes.detach(), y2)
+            else:
+                logits = self.discriminator(torch.cat([x_ref, fakes.detach()]), y_trg.repeat(3))
+                real_logits, fake_logits = logits[:b], logits[b:]
+            adv_d = obj.fn("d_adv")
+            fake_ref_logits, fake_lat_logits = fake_logits.chunk(2)
+            obj.add("d_adv", 0.5 * (adv_d(real_logits, fake_ref_logits) + adv_d(real_logits, fake_lat_logits)))
+            d_loss = obj.total("D")
+            opt_d.zero_grad(set_to_none=True)
+            self.manual_backward(d_loss)
+            opt_d.step()
+
+        # 2) Generator, style encoder and mapping network.
+        with self.toggled_optimizer(opt_g):
+            logits_ref, logits_lat = self.discriminator(fakes, y2).chunk(2)
+            obj.compute("g_adv", logits_ref)
+            obj.compute("g_adv", logits_lat)
+            s_pred_ref, s_pred_lat = self.style_encoder(fakes, y2).chunk(2)
+            obj.compute("sty", s_pred_ref, s_ref)
+            obj.compute("sty", s_pred_lat, s_lat)
+            if with_ds:
+                obj.compute("ds", fakes_all[b : 2 * b], fakes_all[2 * b :])
+            s_src = self.style_encoder(x_src, y_src)
+            with_id = obj.active("id")
+            inputs = torch.cat([fakes, x_src]) if with_id else fakes
+            outs = self.generator(inputs, s_src.repeat(inputs.shape[0] // b, 1))
+            rec_ref, rec_lat = outs[:b], outs[b : 2 * b]
+            obj.compute("cyc", rec_ref, x_src)
+            obj.compute("cyc", rec_lat, x_src)
+            if with_id:
+                obj.compute("id", outs[2 * b :], x_src)
+            g_loss = obj.total("G")
+            opt_g.zero_grad(set_to_none=True)
+            self.manual_backward(g_loss)
+            opt_g.step()
+
+        self.update_ema()
+
+    # ------------------------------------------------------------------ inference
+    @torch.no_grad()
+    def translate(self, x: Tensor, y_trg: Tensor | int, x_ref: Tensor | None = None, z: Tensor | None = None) -> Tensor:
+        """Translate ``x`` into domain ``y_trg`` with the EMA networks.
+
+        Reference-guided when ``x_ref`` is given (its style), latent-guided otherwise (style from ``z``, drawn
+        from N(0, I) when ``None``). Inputs and output are in the data's own space (unscaled latents, or
+        pixels in [-1, 1]), shapes ``(B, C, H, W)``; ``y_trg`` is an int or ``(B,)``.
+        """
+        x = self.to_model_space(x.to(self.device))
+        b = x.shape[0]
+        y = torch.as_tensor(y_trg, dtype=torch.long, device=self.device).expand(b)
+        if x_ref is not None:
+            s = self.style_encoder_ema(self.to_model_space(x_ref.to(self.device)), y)
+        else:
+            if z is None:
+                z = torch.randn(b, self.net_cfg["latent_dim"], device=self.device)
+            s = self.mapping_network_ema(z.to(self.device), y)
+        return self.to_data_space(self.generator_ema(x, s)).float()
+
+    @torch.no_grad()
+    def visuals(self, batch: Mapping[str, Tensor]) -> dict[str, Tensor]:
+        """Grid columns: source | reference | reference-guided | latent-guided (EMA nets)."""
+        x_src, x_ref, y_trg = batch["x_src"], batch["x_ref"], batch["y_trg"]
+        return {
+            "source": x_src,
+            "reference": x_ref,
+            "ref_guided": self.translate(x_src, y_trg, x_ref=x_ref),
+            "latent_guided": self.translate(x_src, y_trg, z=batch["z1"]),
+        }

@@ -1,0 +1,1 @@
+"""Network architectures (no training logic)."""

@@ -1,0 +1,122 @@
+"""StarGAN v2: one training step against the seed's formulas computed by hand, the official parameter
+counts, translation, and the data/model compatibility check."""
+
+import copy
+
+import pytest
+import torch
+from hydra.utils import instantiate
+from lightning.pytorch.callbacks import Callback
+
+from lit_gans.errors import ConfigError
+from lit_gans.losses import d_hinge_loss, r1_penalty
+from lit_gans.nets.stargan_v2 import count_parameters
+from lit_gans.train import build
+
+
+class Capture(Callback):
+    """Keeps each batch and the objective's values of that step."""
+
+    def __init__(self):
+        self.steps = []
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
+        vals = {k: v.detach().clone() for k, v in pl_module.objective.scalars().items()}
+        dtypes = {k: v.dtype for k, v in pl_module.objective._values.items()}
+        self.steps.append((copy.deepcopy(batch), vals, dtypes))
+
+
+W = {"w_adv": 1.2, "w_sty": 1.5, "w_cyc": 0.8, "w_id": 0.5, "w_ds": 2.0, "w_r1": 0.7, "ds_margin": 0.3}
+
+
+def test_training_step_equals_the_seed_formulas(make_cfg):
+    # lr = 0: no net changes during the step, so every term can be recomputed from a copy of the start.
+    cfg = make_cfg(
+        "model.optim.lr=0", "model.optim.f_lr=0", "model.optim.weight_decay=0", "loss.r1_interval=2",
+        "loss.ds_decay_epochs=4", "trainer.max_epochs=1", "trainer.limit_train_batches=2", "logger=[]",
+        "callbacks.model_checkpoint=null", *[f"loss.{k}={v}" for k, v in W.items()],
+    )
+    datamodule, model, trainer = build(cfg)
+    start = copy.deepcopy(model)
+    cap = Capture()
+    trainer.callbacks.append(cap)
+    trainer.fit(model, datamodule=datamodule)
+    assert len(cap.steps) == 2
+    G, E, F, D = start.generator, start.style_encoder, start.mapping_network, start.discriminator
+    for step, (batch, got, _) in enumerate(cap.steps):
+        x, y_src, x_ref, y = batch["x_src"], batch["y_src"], batch["x_ref"], batch["y_trg"]
+        s_ref, s_lat, s_2 = E(x_ref, y), F(batch["z1"], y), F(batch["z2"], y)
+        fake_ref, fake_lat, fake_2 = G(x, s_ref), G(x, s_lat), G(x, s_2)
+        real = D(x_ref, y)
+        d_adv = 0.5 * (d_hinge_loss(real, D(fake_ref, y)) + d_hinge_loss(real, D(fake_lat, y)))
+        x_r1 = x_ref.clone().requires_grad_(True)
+        r1 = r1_penalty(D(x_r1, y), x_r1) if step % 2 == 0 else torch.tensor(0.0)
+        d_loss = d_adv + W["w_r1"] * 2 * r1  # interval compensation: w_r1 * r1_interval
+        g_adv = -D(fake_ref, y).mean() - D(fake_lat, y).mean()
+        sty = (E(fake_ref, y) - s_ref).abs().mean() + (E(fake_lat, y) - s_lat).abs().mean()
+        ds = torch.clamp((fake_lat - fake_2).abs().mean(), max=W["ds_margin"])
+        s_src = E(x, y_src)
+        cyc = (G(fake_ref, s_src) - x).abs().mean() + (G(fake_lat, s_src) - x).abs().mean()
+        idt = (G(x, s_src) - x).abs().mean()
+        lambda_ds = W["w_ds"]  # epoch 1
+        g_loss = W["w_adv"] * g_adv + W["w_sty"] * sty + W["w_cyc"] * cyc + W["w_id"] * idt - lambda_ds * ds
+        want = {"D/d_adv": d_adv, "D/r1": r1, "D/d_loss": d_loss, "G/g_adv": g_adv, "G/sty": sty, "G/ds": ds,
+                "G/cyc": cyc, "G/id": idt, "G/g_loss": g_loss}
+        for k, v in want.items():
+            assert got[k].item() == pytest.approx(v.item(), rel=2e-4, abs=1e-5), (step, k)
+    assert cap.steps[1][1]["D/r1"].item() == 0.0  # not an R1 step: logged as 0
+
+
+def test_id_is_zero_and_not_computed_when_its_weight_is_zero(make_cfg):
+    cfg = make_cfg("loss.w_id=0", "trainer.max_epochs=1", "trainer.limit_train_batches=1", "logger=[]",
+                   "callbacks.model_checkpoint=null")
+    datamodule, model, trainer = build(cfg)
+    cap = Capture()
+    trainer.callbacks.append(cap)
+    trainer.fit(model, datamodule=datamodule)
+    batch, got, dtypes = cap.steps[0]
+    assert got["G/id"].item() == 0.0 and "id" not in dtypes
+
+
+def test_bf16_mixed_on_cpu_keeps_r1_in_float32(make_cfg):
+    cfg = make_cfg("trainer.precision=bf16-mixed", "loss.r1_interval=1", "trainer.max_epochs=1",
+                   "trainer.limit_train_batches=2", "logger=[]", "callbacks.model_checkpoint=null")
+    datamodule, model, trainer = build(cfg)
+    cap = Capture()
+    trainer.callbacks.append(cap)
+    trainer.fit(model, datamodule=datamodule)
+    for _, got, dtypes in cap.steps:
+        assert dtypes["r1"] == torch.float32
+        assert all(torch.isfinite(v) for v in got.values())
+        assert got["D/r1"].item() > 0
+
+
+def test_official_preset_parameter_counts(make_cfg):
+    cfg = make_cfg("model/net=stargan_official", tiny=False)
+    model = instantiate(cfg.model, loss=dict(cfg.loss), _recursive_=False)
+    counts = {n: round(count_parameters(getattr(model, n)) / 1e6, 2)
+              for n in ("generator", "mapping_network", "style_encoder", "discriminator")}
+    assert counts == {"generator": 33.89, "mapping_network": 2.44, "style_encoder": 20.92, "discriminator": 20.85}
+
+
+def test_translate_works_in_data_space(make_cfg):
+    cfg = make_cfg("model=stargan_latent")
+    model = instantiate(cfg.model, loss=dict(cfg.loss), _recursive_=False).eval()
+    x = torch.randn(2, 4, 16, 16) * 5.5
+    ref = torch.randn(2, 4, 16, 16) * 5.5
+    y = torch.tensor([0, 2])
+    out = model.translate(x, y, x_ref=ref)
+    s = model.style_encoder_ema(ref * 0.18215, y)
+    want = model.generator_ema(x * 0.18215, s) / 0.18215
+    assert out.shape == x.shape and torch.allclose(out, want, atol=1e-5)
+    z = torch.randn(2, cfg.model.net.latent_dim)
+    lat = model.translate(x, 1, z=z)
+    want = model.generator_ema(x * 0.18215, model.mapping_network_ema(z, torch.tensor([1, 1]))) / 0.18215
+    assert torch.allclose(lat, want, atol=1e-5)
+
+
+def test_data_that_does_not_fit_the_nets_is_one_clear_error(make_cfg):
+    cfg = make_cfg("data.channels=3", "model=stargan_latent")
+    datamodule, model, trainer = build(cfg)
+    with pytest.raises(ConfigError, match=r"data has channels 3 but the model is built for 4 \(model.net.in_channels=4\)"):
+        trainer.fit(model, datamodule=datamodule)

@@ -1,0 +1,23 @@
+"""Train a model: ``python train.py model=stargan_latent loss=hinge_r1 trainer.max_epochs=50``.
+
+Configs live in conf/ (Hydra): groups model, loss, data, trainer, logger, callbacks, paths, and
+experiment/debug presets. ``-m`` runs sweeps. See README.md.
+"""
+
+import hydra
+from omegaconf import DictConfig
+
+
+@hydra.main(version_base="1.3", config_path="conf", config_name="train")
+def main(cfg: DictConfig) -> float | None:
+    from lit_gans.cli import user_errors
+    from lit_gans.train import train
+
+    with user_errors():
+        metrics = train(cfg)
+    metric = cfg.get("optimized_metric")
+    return metrics.get(metric) if metric else None
+
+
+if __name__ == "__main__":
+    main()
