@@ -60,12 +60,15 @@ def build(cfg: DictConfig) -> tuple[L.LightningDataModule, L.LightningModule, L.
     if torch.cuda.is_available():
         torch.backends.cuda.matmul.allow_tf32 = True
         torch.backends.cudnn.allow_tf32 = True
-    datamodule = instantiate(cfg.data)
+    # Plain containers (_convert_="all"): hyper-parameters saved in checkpoints must load with weights_only.
+    datamodule = instantiate(cfg.data, _convert_="all")
     loss = OmegaConf.to_container(cfg.loss, resolve=True)
-    model = instantiate(cfg.model, loss=loss, _recursive_=False)
+    model = instantiate(cfg.model, loss=loss, _convert_="all")
     trainer_cfg = cfg.trainer.copy()
     with open_dict(trainer_cfg):
         trainer_cfg.precision = resolve_precision(trainer_cfg.get("precision", "auto"))
+        if trainer_cfg.get("benchmark") is None:
+            trainer_cfg.benchmark = not trainer_cfg.get("deterministic")
     callbacks = drop_disabled(instantiate_all(cfg.get("callbacks")), trainer_cfg)
     trainer = instantiate(trainer_cfg, callbacks=callbacks, logger=instantiate_all(cfg.get("logger")) or False)
     return datamodule, model, trainer

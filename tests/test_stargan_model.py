@@ -120,3 +120,34 @@ def test_data_that_does_not_fit_the_nets_is_one_clear_error(make_cfg):
     datamodule, model, trainer = build(cfg)
     with pytest.raises(ConfigError, match=r"data has channels 3 but the model is built for 4 \(model.net.in_channels=4\)"):
         trainer.fit(model, datamodule=datamodule)
+
+
+def test_fp16_mixed_trains_with_r1_in_float32(make_cfg):
+    # On CUDA Lightning adds its GradScaler (manual_backward scales, opt.step unscales); the CPU has no scaler.
+    cfg = make_cfg("trainer.precision=16-mixed", "loss.r1_interval=1", "trainer.max_epochs=1",
+                   "trainer.limit_train_batches=2", "logger=[]", "callbacks.model_checkpoint=null")
+    datamodule, model, trainer = build(cfg)
+    before = [p.detach().clone() for p in model.discriminator.parameters()]
+    cap = Capture()
+    trainer.callbacks.append(cap)
+    trainer.fit(model, datamodule=datamodule)
+    assert (trainer.precision_plugin.scaler is not None) == torch.cuda.is_available()
+    assert any(not torch.equal(a, b) for a, b in zip(before, model.discriminator.parameters(), strict=True))
+    for _, got, dtypes in cap.steps:
+        assert dtypes["r1"] == torch.float32
+        assert all(torch.isfinite(v) for v in got.values())
+
+
+def test_checkpoint_is_weights_only_loadable_and_rebuilds_the_model(make_cfg, tmp_path):
+    from lit_gans.models import StarGANv2
+
+    cfg = make_cfg("model=stargan_latent", "trainer.max_epochs=1", "trainer.limit_train_batches=1")
+    datamodule, model, trainer = build(cfg)
+    trainer.fit(model, datamodule=datamodule)
+    path = tmp_path / "checkpoints" / "last.ckpt"
+    ck = torch.load(path, weights_only=True)  # plain hyper-parameters: no pickled config objects
+    assert ck["hyper_parameters"]["net"]["in_channels"] == 4 and ck["data_spec"]["num_domains"] == 3
+    again = StarGANv2.load_from_checkpoint(path)
+    assert again.latent_scale == pytest.approx(0.18215) and again.ema_updates == 1
+    for a, b in zip(again.generator_ema.parameters(), model.generator_ema.parameters(), strict=True):
+        assert torch.equal(a, b)
