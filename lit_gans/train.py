@@ -52,6 +52,22 @@ def drop_disabled(callbacks: list[Any], trainer_cfg: DictConfig) -> list[Any]:
     return callbacks
 
 
+# Model keys that may be null in config, meaning "as the data is", and the data_spec() key they come from.
+FROM_DATA = {"num_domains": "num_domains", "in_channels": "channels", "img_size": "img_size"}
+
+
+def fill_from_data(model_cfg: DictConfig, datamodule: Any) -> DictConfig:
+    """Copy of the model config with its null ``num_domains``/``in_channels``/``img_size`` taken from the
+    data (e.g. the number of domain folders). Explicit values stay and are checked against the data later."""
+    out = model_cfg.copy()
+    spec = datamodule.data_spec() if hasattr(datamodule, "data_spec") else {}
+    with open_dict(out):
+        for key, spec_key in FROM_DATA.items():
+            if key in out and out[key] is None and spec.get(spec_key) is not None:
+                out[key] = spec[spec_key]
+    return out
+
+
 def build(cfg: DictConfig) -> tuple[L.LightningDataModule, L.LightningModule, L.Trainer]:
     """Instantiate data, model and trainer from a composed config (no training)."""
     route_lightning_logs_through_root()
@@ -63,7 +79,7 @@ def build(cfg: DictConfig) -> tuple[L.LightningDataModule, L.LightningModule, L.
     # Plain containers (_convert_="all"): hyper-parameters saved in checkpoints must load with weights_only.
     datamodule = instantiate(cfg.data, _convert_="all")
     loss = OmegaConf.to_container(cfg.loss, resolve=True)
-    model = instantiate(cfg.model, loss=loss, _convert_="all")
+    model = instantiate(fill_from_data(cfg.model, datamodule), loss=loss, _convert_="all")
     trainer_cfg = cfg.trainer.copy()
     with open_dict(trainer_cfg):
         trainer_cfg.precision = resolve_precision(trainer_cfg.get("precision", "auto"))

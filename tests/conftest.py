@@ -18,12 +18,12 @@ CONF = os.path.join(ROOT, "conf")
 
 # Small enough for a CPU test in seconds, large enough to exercise every block.
 TINY_STARGAN = [
-    "model.net.img_size=16",
-    "model.net.dim=8",
-    "model.net.max_conv_dim=16",
-    "model.net.mapping_dim=32",
-    "model.net.style_dim=8",
-    "model.net.latent_dim=4",
+    "model.img_size=16",
+    "model.dim=8",
+    "model.max_conv_dim=16",
+    "model.mapping_dim=32",
+    "model.style_dim=8",
+    "model.latent_dim=4",
     "data.per_domain=8",
     "data.val_per_domain=2",
     "data.batch_size=4",

@@ -92,8 +92,8 @@ def test_bf16_mixed_on_cpu_keeps_r1_in_float32(make_cfg):
 
 
 def test_official_preset_parameter_counts(make_cfg):
-    cfg = make_cfg("model/net=stargan_official", tiny=False)
-    model = instantiate(cfg.model, loss=dict(cfg.loss), _recursive_=False)
+    cfg = make_cfg("net=stargan_official", "data.num_domains=2", tiny=False)
+    model = instantiate(cfg.model, num_domains=2, loss=dict(cfg.loss), _convert_="all")
     counts = {n: round(count_parameters(getattr(model, n)) / 1e6, 2)
               for n in ("generator", "mapping_network", "style_encoder", "discriminator")}
     assert counts == {"generator": 33.89, "mapping_network": 2.44, "style_encoder": 20.92, "discriminator": 20.85}
@@ -101,7 +101,7 @@ def test_official_preset_parameter_counts(make_cfg):
 
 def test_translate_works_in_data_space(make_cfg):
     cfg = make_cfg("model=stargan_latent")
-    model = instantiate(cfg.model, loss=dict(cfg.loss), _recursive_=False).eval()
+    model = instantiate(cfg.model, num_domains=3, loss=dict(cfg.loss), _convert_="all").eval()
     x = torch.randn(2, 4, 16, 16) * 5.5
     ref = torch.randn(2, 4, 16, 16) * 5.5
     y = torch.tensor([0, 2])
@@ -109,7 +109,7 @@ def test_translate_works_in_data_space(make_cfg):
     s = model.style_encoder_ema(ref * 0.18215, y)
     want = model.generator_ema(x * 0.18215, s) / 0.18215
     assert out.shape == x.shape and torch.allclose(out, want, atol=1e-5)
-    z = torch.randn(2, cfg.model.net.latent_dim)
+    z = torch.randn(2, cfg.model.latent_dim)
     lat = model.translate(x, 1, z=z)
     want = model.generator_ema(x * 0.18215, model.mapping_network_ema(z, torch.tensor([1, 1]))) / 0.18215
     assert torch.allclose(lat, want, atol=1e-5)
@@ -118,13 +118,14 @@ def test_translate_works_in_data_space(make_cfg):
 def test_data_that_does_not_fit_the_nets_is_one_clear_error(make_cfg):
     cfg = make_cfg("data.channels=3", "model=stargan_latent")
     datamodule, model, trainer = build(cfg)
-    with pytest.raises(ConfigError, match=r"data has channels 3 but the model is built for 4 \(model.net.in_channels=4\)"):
+    with pytest.raises(ConfigError, match=r"data has channels 3 but the model is built for 4 \(model.in_channels=4\)"):
         trainer.fit(model, datamodule=datamodule)
 
 
-def test_fp16_mixed_trains_with_r1_in_float32(make_cfg):
-    # On CUDA Lightning adds its GradScaler (manual_backward scales, opt.step unscales); the CPU has no scaler.
-    cfg = make_cfg("trainer.precision=16-mixed", "loss.r1_interval=1", "trainer.max_epochs=1",
+def test_16_mixed_trains_with_r1_in_float32(make_cfg):
+    # On CUDA: fp16 autocast with Lightning's GradScaler (manual_backward scales, opt.step unscales).
+    # Lightning runs 16-mixed as bf16-mixed on a CPU (no fp16 autocast there), without a scaler.
+    cfg = make_cfg("trainer.precision=16-mixed", "trainer.accelerator=auto", "loss.r1_interval=1", "trainer.max_epochs=1",
                    "trainer.limit_train_batches=2", "logger=[]", "callbacks.model_checkpoint=null")
     datamodule, model, trainer = build(cfg)
     before = [p.detach().clone() for p in model.discriminator.parameters()]
@@ -132,6 +133,7 @@ def test_fp16_mixed_trains_with_r1_in_float32(make_cfg):
     trainer.callbacks.append(cap)
     trainer.fit(model, datamodule=datamodule)
     assert (trainer.precision_plugin.scaler is not None) == torch.cuda.is_available()
+    assert trainer.precision == ("16-mixed" if torch.cuda.is_available() else "bf16-mixed")
     assert any(not torch.equal(a, b) for a, b in zip(before, model.discriminator.parameters(), strict=True))
     for _, got, dtypes in cap.steps:
         assert dtypes["r1"] == torch.float32
@@ -146,7 +148,7 @@ def test_checkpoint_is_weights_only_loadable_and_rebuilds_the_model(make_cfg, tm
     trainer.fit(model, datamodule=datamodule)
     path = tmp_path / "checkpoints" / "last.ckpt"
     ck = torch.load(path, weights_only=True)  # plain hyper-parameters: no pickled config objects
-    assert ck["hyper_parameters"]["net"]["in_channels"] == 4 and ck["data_spec"]["num_domains"] == 3
+    assert ck["hyper_parameters"]["in_channels"] == 4 and ck["data_spec"]["num_domains"] == 3
     again = StarGANv2.load_from_checkpoint(path)
     assert again.latent_scale == pytest.approx(0.18215) and again.ema_updates == 1
     for a, b in zip(again.generator_ema.parameters(), model.generator_ema.parameters(), strict=True):

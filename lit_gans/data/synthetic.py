@@ -87,7 +87,7 @@ def sample_scenes(num_domains: int, per_domain: int, size: int, seed: int) -> tu
     if not 2 <= num_domains <= len(SHAPES):
         raise ConfigError(
             f"the built-in shapes data has 2 to {len(SHAPES)} domains, got {num_domains}: "
-            "set model.net.num_domains (data.num_domains follows it) in that range"
+            "set data.num_domains in that range"
         )
     g = torch.Generator().manual_seed(seed)
     n = num_domains * per_domain
@@ -125,7 +125,7 @@ def synthetic_domains(num_domains: int = 3, per_domain: int = 256, img_size: int
     if channels == 4:
         return latent_like(images), labels
     raise ConfigError(
-        f"the built-in data has 3 (pixels) or 4 (latent-like) channels, got {channels} (model.net.in_channels)"
+        f"the built-in data has 3 (pixels) or 4 (latent-like) channels, got {channels} (model.in_channels)"
     )
 
 

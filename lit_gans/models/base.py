@@ -116,8 +116,7 @@ class GANModule(L.LightningModule):
 
     def check_data(self, spec: Mapping[str, Any]) -> None:
         """Raise a one-line :class:`ConfigError` naming both numbers when data and nets disagree."""
-        keys = {"channels": "model.net.in_channels", "img_size": "model.net.img_size",
-                "num_domains": "model.net.num_domains"}
+        keys = {"channels": "model.in_channels", "img_size": "model.img_size", "num_domains": "model.num_domains"}
         wrong = [
             f"data has {key.replace('_', ' ')} {spec[key]} but the model is built for {want} ({keys[key]}={want})"
             for key, want in self.expected_data().items()

@@ -22,17 +22,6 @@ from torch import Tensor
 from lit_gans.models.base import GANModule, _plain
 from lit_gans.nets.stargan_v2 import Discriminator, Generator, MappingNetwork, StyleEncoder
 
-NET_DEFAULTS: dict[str, Any] = {
-    "img_size": 256,
-    "in_channels": 3,
-    "num_domains": 2,
-    "dim": None,  # None: the official 2**14 // img_size
-    "max_conv_dim": 512,
-    "style_dim": 64,
-    "latent_dim": 16,
-    "mapping_dim": 512,
-    "n_down": None,  # None: the official log2(img_size) - 4
-}
 OPTIM_DEFAULTS: dict[str, Any] = {
     "lr": 1e-4,
     "f_lr": 1e-6,
@@ -44,7 +33,13 @@ OPTIM_DEFAULTS: dict[str, Any] = {
 
 class StarGANv2(GANModule):
     """Args:
-        net: network sizes (see ``NET_DEFAULTS``).
+        img_size: height and width of images/latents (power of two).
+        in_channels: 3 for RGB pixels, 4 for SD-VAE latents.
+        num_domains: number of domains (set from the data when ``None`` through Hydra).
+        dim: base width; ``None`` for the official ``2**14 // img_size``.
+        max_conv_dim: width cap of all convolutional nets.
+        style_dim: style code size. latent_dim: random code size. mapping_dim: hidden width of F.
+        n_down: down-sampling blocks of G; ``None`` for the official ``log2(img_size) - 4``.
         optim: Adam settings for G, E, D (``lr``) and F (``f_lr``), as the original.
         loss: the ``loss`` config block (spec ``stargan_v2``).
         latent_scale: 0.18215 for unscaled SD-VAE latents, 1.0 for pixels.
@@ -53,14 +48,20 @@ class StarGANv2(GANModule):
         vae: optional ``{"path": ..., "subfolder": ...}`` of an SD VAE used to decode latents for viewing.
     """
 
-    def __init__(self, net: Mapping[str, Any] | None = None, optim: Mapping[str, Any] | None = None,
+    def __init__(self, img_size: int = 256, in_channels: int = 3, num_domains: int = 2, dim: int | None = None,
+                 max_conv_dim: int = 512, style_dim: int = 64, latent_dim: int = 16, mapping_dim: int = 512,
+                 n_down: int | None = None, optim: Mapping[str, Any] | None = None,
                  loss: Mapping[str, Any] | None = None, latent_scale: float = 1.0, ema_beta: float = 0.999,
                  ema_warmup: bool = True, channels_last: bool | str = "auto", compile: bool = False,
                  vae: Mapping[str, Any] | None = None):
         loss = _plain(loss) or {"spec": "stargan_v2", "totals": {"D": "d_loss", "G": "g_loss"}}
         super().__init__(loss=loss, latent_scale=latent_scale, channels_last=channels_last, compile=compile,
                          ema_beta=ema_beta, ema_warmup=ema_warmup)
-        self.net_cfg = {**NET_DEFAULTS, **(_plain(net) or {})}
+        if num_domains is None:
+            raise ValueError("num_domains must be set (train.py fills it from the data when the config says null)")
+        self.net_cfg = {"img_size": img_size, "in_channels": in_channels, "num_domains": num_domains, "dim": dim,
+                        "max_conv_dim": max_conv_dim, "style_dim": style_dim, "latent_dim": latent_dim,
+                        "mapping_dim": mapping_dim, "n_down": n_down}
         self.optim_cfg = {**OPTIM_DEFAULTS, **(_plain(optim) or {})}
         self.vae_cfg = _plain(vae)
         self.save_hyperparameters(logger=False)
