@@ -53,12 +53,14 @@ def drop_disabled(callbacks: list[Any], trainer_cfg: DictConfig) -> list[Any]:
 
 
 # Model keys that may be null in config, meaning "as the data is", and the data_spec() key they come from.
-FROM_DATA = {"num_domains": "num_domains", "in_channels": "channels", "img_size": "img_size"}
+FROM_DATA = {"num_domains": "num_domains", "in_channels": "channels", "img_size": "img_size",
+             "latent_scale": "scaling_factor"}
 
 
 def fill_from_data(model_cfg: DictConfig, datamodule: Any) -> DictConfig:
-    """Copy of the model config with its null ``num_domains``/``in_channels``/``img_size`` taken from the
-    data (e.g. the number of domain folders). Explicit values stay and are checked against the data later."""
+    """Copy of the model config with its null ``num_domains``/``in_channels``/``img_size``/``latent_scale``
+    taken from the data (the number of domain folders, a latent file's VAE scaling factor). Explicit values
+    stay and are checked against the data at setup."""
     out = model_cfg.copy()
     spec = datamodule.data_spec() if hasattr(datamodule, "data_spec") else {}
     with open_dict(out):

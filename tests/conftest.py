@@ -24,10 +24,9 @@ TINY_STARGAN = [
     "model.mapping_dim=32",
     "model.style_dim=8",
     "model.latent_dim=4",
-    "data.per_domain=8",
-    "data.val_per_domain=2",
     "data.batch_size=4",
 ]
+TINY_SYNTHETIC = ["data.per_domain=8", "data.val_per_domain=2"]
 QUIET = [
     "trainer.enable_progress_bar=false",
     "trainer.enable_model_summary=false",
@@ -61,7 +60,9 @@ def compose_config(overrides: list[str], output_dir: str) -> DictConfig:
 @pytest.fixture
 def make_cfg(tmp_path) -> Callable[..., DictConfig]:
     def _make(*overrides: str, tiny: bool = True, quiet: bool = True) -> DictConfig:
-        ov = (TINY_STARGAN if tiny else []) + (QUIET if quiet else []) + list(overrides)
+        synthetic = not any(o.startswith("data=") for o in overrides)
+        ov = (TINY_STARGAN + (TINY_SYNTHETIC if synthetic else []) if tiny else []) + (QUIET if quiet else [])
+        ov += list(overrides)
         return compose_config(ov, str(tmp_path))
 
     yield _make

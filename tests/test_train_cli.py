@@ -9,7 +9,7 @@ import sys
 import pytest
 from omegaconf import OmegaConf
 
-from conftest import ROOT, TINY_STARGAN, read_scalars
+from conftest import ROOT, TINY_STARGAN, TINY_SYNTHETIC, read_scalars
 from lit_gans.train import train
 
 SEED_CURVES = ("d_loss", "g_loss", "g_adv", "sty", "ds", "cyc", "id", "r1", "lambda_ds")
@@ -58,7 +58,7 @@ def _run(args, cwd=ROOT, timeout=600):
 
 @pytest.mark.slow
 def test_multirun_sweep_of_two_values(tmp_path):
-    p = _run(["-m", "loss.w_sty=1,2", *TINY_STARGAN, "trainer.max_steps=4", "trainer.limit_val_batches=0", "trainer.log_every_n_steps=1",
+    p = _run(["-m", "loss.w_sty=1,2", *TINY_STARGAN, *TINY_SYNTHETIC, "trainer.max_steps=4", "trainer.limit_val_batches=0", "trainer.log_every_n_steps=1",
               "trainer.enable_progress_bar=false", f"hydra.sweep.dir={tmp_path}"])
     assert p.returncode == 0, p.stderr[-2000:]
     for job, w in ((0, 1.0), (1, 2.0)):
@@ -71,6 +71,6 @@ def test_multirun_sweep_of_two_values(tmp_path):
 def test_train_py_bad_override_and_missing_data_are_one_line(tmp_path):
     p = _run(["model.no_such_key=1", f"hydra.run.dir={tmp_path}"])
     assert p.returncode != 0 and "Traceback" not in p.stderr and "no_such_key" in p.stderr
-    p = _run([*TINY_STARGAN, "data.num_domains=9", f"hydra.run.dir={tmp_path}", "trainer.max_steps=2"])
+    p = _run([*TINY_STARGAN, *TINY_SYNTHETIC, "data.num_domains=9", f"hydra.run.dir={tmp_path}", "trainer.max_steps=2"])
     assert p.returncode == 2 and "Traceback" not in p.stderr
     assert p.stderr.strip().splitlines()[-1].startswith("error: ")

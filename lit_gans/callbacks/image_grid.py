@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 from typing import Any
 
@@ -12,6 +13,8 @@ from lightning.pytorch.callbacks import Callback
 from lightning.pytorch.utilities import rank_zero_only
 
 from lit_gans.utils.view import same_size, to_rgb01
+
+log = logging.getLogger(__name__)
 
 
 class ImageGrid(Callback):
@@ -49,12 +52,20 @@ class ImageGrid(Callback):
         self.log_grid(trainer, pl_module)
 
     def _vae_for(self, pl_module: L.LightningModule) -> Any:
+        """The model's ``vae`` config, else the VAE a latent file names (when it can be loaded here)."""
         if not self._vae_loaded:
-            cfg = getattr(pl_module, "vae_cfg", None)
-            if cfg and cfg.get("path"):
-                from lit_gans.latents.vae import load_vae
+            from lit_gans.errors import ConfigError
+            from lit_gans.latents.vae import load_vae
 
+            cfg = getattr(pl_module, "vae_cfg", None)
+            spec = getattr(pl_module, "data_spec", {}) or {}
+            if cfg and cfg.get("path"):
                 self._vae = load_vae(cfg["path"], cfg.get("subfolder"), device=pl_module.device)
+            elif spec.get("vae"):
+                try:
+                    self._vae = load_vae(spec["vae"], spec.get("vae_subfolder"), device=pl_module.device)
+                except ConfigError as err:
+                    log.warning("sample grids show a latent preview, not decoded images: %s (set model.vae.path)", err)
             self._vae_loaded = True
         return self._vae
 

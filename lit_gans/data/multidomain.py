@@ -17,7 +17,7 @@ import torch
 from torch import Tensor
 from torch.utils.data import Dataset
 
-from lit_gans.data.sampling import ItemKey, item_generator, split_key
+from lit_gans.data.sampling import ItemKey, item_generator, pinned_cpu_rng, split_key
 
 
 class MultiDomainItems(Dataset):
@@ -26,13 +26,16 @@ class MultiDomainItems(Dataset):
         labels: domain of each item, ``(N,)`` long, values in ``[0, num_domains)``.
         num_domains: number of domains.
         latent_dim: size of the random style codes ``z1``, ``z2``.
+        with_ref2: include the second reference ``x_ref2`` (one more image to load per item).
     """
 
-    def __init__(self, load: Callable[[int], Tensor], labels: Tensor, num_domains: int, latent_dim: int = 16):
+    def __init__(self, load: Callable[[int], Tensor], labels: Tensor, num_domains: int, latent_dim: int = 16,
+                 with_ref2: bool = True):
         self.load = load
         self.labels = torch.as_tensor(labels, dtype=torch.long)
         self.num_domains = num_domains
         self.latent_dim = latent_dim
+        self.with_ref2 = with_ref2
         self.members = [torch.nonzero(self.labels == d).flatten() for d in range(num_domains)]
         empty = [d for d, m in enumerate(self.members) if len(m) == 0]
         if empty:
@@ -46,19 +49,16 @@ class MultiDomainItems(Dataset):
         g = item_generator(seed)
         y_trg = int(torch.randint(self.num_domains, (), generator=g))
         members = self.members[y_trg]
-        picks = torch.randperm(len(members), generator=g)[:2] if len(members) > 1 else torch.zeros(2, dtype=torch.long)
-        ref, ref2 = (int(members[p]) for p in picks)
+        n = len(members)
+        r1 = int(torch.randint(n, (), generator=g))
+        r2 = int(torch.randint(max(1, n - 1), (), generator=g))
+        r2 = r2 + 1 if n > 1 and r2 >= r1 else r1  # a different item of the domain when it has more than one
+        ref, ref2 = int(members[r1]), int(members[r2])
         z = torch.randn(2, self.latent_dim, generator=g)
         # Transforms draw from torch's global RNG: pin it to the item's seed for their draws.
-        with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(seed & 0x7FFF_FFFF_FFFF_FFFF)
-            x_src, x_ref, x_ref2 = self.load(index), self.load(ref), self.load(ref2)
-        return {
-            "x_src": x_src,
-            "y_src": self.labels[index],
-            "x_ref": x_ref,
-            "x_ref2": x_ref2,
-            "y_trg": torch.tensor(y_trg),
-            "z1": z[0],
-            "z2": z[1],
-        }
+        with pinned_cpu_rng(seed):
+            item = {"x_src": self.load(index), "y_src": self.labels[index], "x_ref": self.load(ref)}
+            if self.with_ref2:
+                item["x_ref2"] = self.load(ref2)
+        item.update(y_trg=torch.tensor(y_trg), z1=z[0], z2=z[1])
+        return item

@@ -3,6 +3,7 @@ exactly the batches an uninterrupted one would, whatever the number of workers."
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Iterator
 
 import torch
@@ -15,6 +16,20 @@ ItemKey = tuple[int, int]
 def item_generator(seed: int) -> torch.Generator:
     """A CPU generator for one item's random choices (reference picks, style codes)."""
     return torch.Generator().manual_seed(int(seed) & 0x7FFF_FFFF_FFFF_FFFF)
+
+
+@contextlib.contextmanager
+def pinned_cpu_rng(seed: int) -> Iterator[None]:
+    """Seed torch's default CPU generator (what the transforms draw from) for one item, then restore it.
+
+    ``torch.random.fork_rng`` + ``torch.manual_seed`` would do the same at ~60x the cost (it also seeds
+    every accelerator backend): a third of an item's time for in-memory latents."""
+    state = torch.get_rng_state()
+    torch.default_generator.manual_seed(int(seed) & 0x7FFF_FFFF_FFFF_FFFF)
+    try:
+        yield
+    finally:
+        torch.set_rng_state(state)
 
 
 def split_key(key: int | ItemKey) -> ItemKey:

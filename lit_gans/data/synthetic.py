@@ -149,6 +149,12 @@ class SyntheticDomainsDataModule(MultiDomainDataModule):
         self._num_domains, self.per_domain, self.val_per_domain, self.data_seed = (
             num_domains, per_domain, val_per_domain, data_seed)
 
+    def data_spec(self) -> dict:
+        spec = super().data_spec()
+        if self.channels == 4:
+            spec["scaling_factor"] = SD_LATENT_SCALE  # latent-like data is scaled like SD 1.x latents
+        return spec
+
     def setup(self, stage: str | None = None) -> None:
         if self.train_set is not None:
             return

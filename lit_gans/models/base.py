@@ -4,6 +4,7 @@ data fits the networks, and the hooks the callbacks use (``objective``, ``visual
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Mapping
 from typing import Any
 
@@ -14,6 +15,8 @@ from torch import Tensor
 from lit_gans.errors import ConfigError
 from lit_gans.losses.specs import build_objective
 from lit_gans.models.ema import ema_copy, ema_update
+
+log = logging.getLogger(__name__)
 
 
 def _plain(cfg: Any) -> Any:
@@ -124,6 +127,11 @@ class GANModule(L.LightningModule):
         ]
         if wrong:
             raise ConfigError("; ".join(wrong) + ": set the model's value to match the data")
+        factor = spec.get("scaling_factor")
+        if factor is not None and self.latent_scale != 1.0 and abs(factor - self.latent_scale) > 1e-6:
+            log.warning("model.latent_scale %g differs from the data's VAE scaling_factor %g: set "
+                        "model.latent_scale=%g (or null to take it from the data) unless this is intended",
+                        self.latent_scale, factor, factor)
         self.data_spec = dict(spec)
 
     def on_fit_start(self) -> None:

@@ -1,0 +1,1 @@
+"""Benchmarks: ``python -m lit_gans.bench.loader`` (data loading)."""
