@@ -20,8 +20,11 @@ import math
 import torch
 from torch import Tensor
 
-from lit_gans.data.datamodule import MultiDomainDataModule
+from lit_gans.data.conditions import get_condition
+from lit_gans.data.datamodule import BaseDataModule, MultiDomainDataModule
 from lit_gans.data.multidomain import MultiDomainItems
+from lit_gans.data.pairs import PairedItems, UnpairedItems
+from lit_gans.data.sampling import item_generator
 from lit_gans.errors import ConfigError
 
 SHAPES = ("circle", "square", "triangle", "diamond", "cross", "ring")
@@ -54,7 +57,8 @@ def _hsv_to_rgb(h: Tensor, s: Tensor, v: Tensor) -> Tensor:
     return v[:, None] - v[:, None] * s[:, None] * torch.clamp(torch.minimum(k, 4 - k), 0, 1)
 
 
-def render_scenes(domains: Tensor, centers: Tensor, radii: Tensor, fg: Tensor, bg: Tensor, size: int) -> Tensor:
+def render_scenes(domains: Tensor, centers: Tensor, radii: Tensor, fg: Tensor, bg: Tensor, size: int,
+                  return_alpha: bool = False) -> Tensor | tuple[Tensor, Tensor]:
     """Render ``N`` scenes.
 
     Args:
@@ -79,7 +83,7 @@ def render_scenes(domains: Tensor, centers: Tensor, radii: Tensor, fg: Tensor, b
             alpha[sel] = torch.sigmoid(_sdf(shape, px[sel], py[sel], r[sel]) * (size / 2.0))
     shade = 0.85 + 0.15 * ys[None]  # a soft vertical gradient in the background
     img = bg[:, :, None, None] * shade[:, None] * (1 - alpha[:, None]) + fg[:, :, None, None] * alpha[:, None]
-    return img * 2 - 1
+    return (img * 2 - 1, alpha) if return_alpha else img * 2 - 1
 
 
 def sample_scenes(num_domains: int, per_domain: int, size: int, seed: int) -> tuple[Tensor, Tensor]:
@@ -163,3 +167,149 @@ class SyntheticDomainsDataModule(MultiDomainDataModule):
             data, labels = synthetic_domains(self._num_domains, per_domain, self.img_size, self.channels, seed)
             items = MultiDomainItems(data.__getitem__, labels, self._num_domains, self.latent_dim)
             setattr(self, f"{split}_set", items)
+
+
+def _scene_params(n: int, g: torch.Generator) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+    centers = (torch.rand(n, 2, generator=g) * 2 - 1) * 0.45
+    radii = 0.28 + 0.22 * torch.rand(n, generator=g)
+    fg = _hsv_to_rgb(torch.rand(n, generator=g), 0.6 + 0.4 * torch.rand(n, generator=g),
+                     0.75 + 0.25 * torch.rand(n, generator=g))
+    bg = _hsv_to_rgb(torch.rand(n, generator=g), 0.3 + 0.3 * torch.rand(n, generator=g),
+                     0.15 + 0.25 * torch.rand(n, generator=g))
+    return centers, radii, fg, bg
+
+
+def synthetic_unpaired(n: int, img_size: int = 64, seed: int = 0) -> dict[str, Tensor]:
+    """Two unpaired domains with semantic masks: A = circles, B = squares, each with its own colour, size,
+    position and background tint. Masks ``(N, H, W)`` long: 1 on the shape, 0 on the background (which a
+    mask-conserving translation keeps)."""
+    g = torch.Generator().manual_seed(seed)
+    out = {}
+    for side, shape in (("A", 0), ("B", 1)):
+        centers, radii, fg, bg = _scene_params(n, g)
+        img, alpha = render_scenes(torch.full((n,), shape), centers, radii, fg, bg, img_size, return_alpha=True)
+        out[side], out[f"{side}_mask"] = img, (alpha > 0.5).long()
+    return out
+
+
+PAIRED_TASKS = ("labels", "colorize", "inpaint")
+
+
+def synthetic_paired(n: int, img_size: int = 64, task: str = "labels", seed: int = 0) -> tuple[Tensor, Tensor]:
+    """Aligned ``(source, target)`` pairs of shape scenes, ``(N, 3, H, W)`` each:
+
+    * ``labels`` (pix2pix's labels-to-photo): the source is a flat label map (each shape kind and the
+      background in a fixed colour); the target is the scene whose colours follow from the shape kind,
+      with shading, so the mapping is learnable exactly.
+    * ``colorize`` / ``inpaint``: the target is a freely coloured scene; the source is its grayscale, or the
+      scene with a hole (see :mod:`lit_gans.data.conditions`).
+    """
+    if task not in PAIRED_TASKS:
+        raise ConfigError(f"unknown data.task {task!r} for the built-in paired data: {', '.join(PAIRED_TASKS)}")
+    g = torch.Generator().manual_seed(seed)
+    kinds = torch.randint(len(SHAPES), (n,), generator=g)
+    centers, radii, fg, bg = _scene_params(n, g)
+    if task == "labels":
+        palette = _hsv_to_rgb(torch.arange(len(SHAPES)) / len(SHAPES), torch.full((len(SHAPES),), 0.8),
+                              torch.full((len(SHAPES),), 0.9))
+        fg, bg = palette[kinds], torch.tensor([0.2, 0.25, 0.35]).expand(n, 3)
+    target, alpha = render_scenes(kinds, centers, radii, fg, bg, img_size, return_alpha=True)
+    if task == "labels":
+        label_bg = torch.full((n, 3), 0.5)
+        label_fg = torch.eye(3)[kinds % 3] * 0.5 + 0.25 + 0.25 * (kinds >= 3).float()[:, None]
+        source = (label_bg[:, :, None, None] * (1 - (alpha[:, None] > 0.5).float())
+                  + label_fg[:, :, None, None] * (alpha[:, None] > 0.5).float()) * 2 - 1
+        return source, target
+    cond = get_condition("grayscale" if task == "colorize" else "inpaint")
+    source = torch.stack([cond(t, item_generator(seed * 7919 + i)) for i, t in enumerate(target)])
+    return source, target
+
+
+class SyntheticUnpairedDataModule(BaseDataModule):
+    """Built-in unpaired data (``data=synthetic_unpaired``): circles (A) to squares (B) with masks.
+
+    Args:
+        img_size: height and width; ``size``: items per domain; ``val_size``: the fixed grid batch.
+        channels: 3 (pixels) or 4 (latent-like; masks still at the latent resolution).
+        masks: include ``A_mask``/``B_mask`` (2 classes: background, shape).
+    """
+
+    def __init__(self, img_size: int = 64, channels: int = 3, size: int = 256, val_size: int = 8, masks: bool = True,
+                 data_seed: int = 0, batch_size: int = 1, **kwargs):
+        super().__init__(batch_size=batch_size, **kwargs)
+        self.save_hyperparameters(logger=False)
+        self.img_size, self.channels, self.size, self.val_size = img_size, channels, size, val_size
+        self.masks, self.data_seed = masks, data_seed
+        if channels not in (3, 4):
+            raise ConfigError(f"the built-in data has 3 (pixels) or 4 (latent-like) channels, got {channels}")
+
+    def data_spec(self) -> dict:
+        spec = {**super().data_spec(), "masks_a": self.masks, "masks_b": self.masks}
+        if self.masks:
+            spec["num_classes"] = 2
+        if self.channels == 4:
+            spec["scaling_factor"] = SD_LATENT_SCALE
+        return spec
+
+    def _items(self, n: int, seed: int) -> UnpairedItems:
+        d = synthetic_unpaired(n, self.img_size, seed)
+        if self.channels == 4:
+            d["A"], d["B"] = latent_like(d["A"]), latent_like(d["B"])
+
+        def side(key: str):
+            def get(i: int) -> dict[str, Tensor]:
+                item = {"": d[key][i]}
+                if self.masks:
+                    item["_mask"] = d[f"{key}_mask"][i]
+                return item
+
+            return get
+
+        return UnpairedItems(side("A"), n, side("B"), n)
+
+    def setup(self, stage: str | None = None) -> None:
+        if self.train_set is None:
+            self.train_set = self._items(self.size, self.data_seed)
+            self.val_set = self._items(self.val_size, self.data_seed + 1)
+
+
+class SyntheticPairedDataModule(BaseDataModule):
+    """Built-in paired data (``data=synthetic_paired``); see :func:`synthetic_paired` for the ``task``s.
+
+    Args:
+        channels: 3 (pixels) or 4 (both sides mapped to latent-like tensors).
+        flip: random horizontal flips of training pairs (both sides together).
+    """
+
+    def __init__(self, img_size: int = 64, channels: int = 3, task: str = "labels", size: int = 512,
+                 val_size: int = 8, flip: bool = True, data_seed: int = 0, batch_size: int = 1, **kwargs):
+        super().__init__(batch_size=batch_size, **kwargs)
+        self.save_hyperparameters(logger=False)
+        self.img_size, self.channels, self.task, self.size, self.val_size = img_size, channels, task, size, val_size
+        self.flip, self.data_seed = flip, data_seed
+        if channels not in (3, 4):
+            raise ConfigError(f"the built-in data has 3 (pixels) or 4 (latent-like) channels, got {channels}")
+
+    def data_spec(self) -> dict:
+        spec = {**super().data_spec(), "task": self.task}
+        if self.channels == 4:
+            spec["scaling_factor"] = SD_LATENT_SCALE
+        return spec
+
+    def _items(self, n: int, seed: int, train: bool) -> PairedItems:
+        a, b = synthetic_paired(n, self.img_size, self.task, seed)
+        if self.channels == 4:
+            a, b = latent_like(a), latent_like(b)
+        flip = self.flip and train
+
+        def pair(i: int) -> tuple[Tensor, Tensor]:
+            if flip and bool(torch.rand(()) < 0.5):
+                return a[i].flip(-1), b[i].flip(-1)
+            return a[i], b[i]
+
+        return PairedItems(pair, n)
+
+    def setup(self, stage: str | None = None) -> None:
+        if self.train_set is None:
+            self.train_set = self._items(self.size, self.data_seed, train=True)
+            self.val_set = self._items(self.val_size, self.data_seed + 1, train=False)

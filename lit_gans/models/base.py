@@ -141,6 +141,15 @@ class GANModule(L.LightningModule):
             for net in self.compiled_nets():
                 net.compile()
 
+    def on_train_epoch_end(self) -> None:
+        """Manual optimisation: Lightning does not step schedulers, so models' schedulers (all per epoch
+        here) are stepped at the end of each training epoch."""
+        schedulers = self.lr_schedulers()
+        if schedulers is None:
+            return
+        for scheduler in schedulers if isinstance(schedulers, list) else [schedulers]:
+            scheduler.step()
+
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         checkpoint["data_spec"] = self.data_spec
         checkpoint["ema_updates"] = self.ema_updates
