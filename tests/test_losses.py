@@ -86,3 +86,11 @@ def test_diversity_margin_clamps_only_above():
     b.requires_grad_(True)
     diversity_sensitive_loss(a, b, margin=0.5).backward()
     assert b.grad.abs().sum() == 0
+
+
+@pytest.mark.parametrize("mode", ["hinge", "nonsat", "vanilla", "lsgan"])
+def test_discriminator_halves_add_up(mode):
+    torch.manual_seed(1)
+    real, fake = torch.randn(4, 1, 3, 3), torch.randn(4, 1, 3, 3)
+    adv = adversarial_loss(mode)
+    assert (adv.real(real) + adv.fake(fake)).item() == pytest.approx(adv.d(real, fake).item(), rel=1e-6)

@@ -61,3 +61,24 @@ def test_schedules_ignore_models_without_the_term():
     NoTerms.objective.terms.pop("r1")
     R1Schedule(2).on_train_batch_start(None, NoTerms, None, 0)  # no KeyError
     assert torch.is_tensor(NoTerms.objective.fn("d_adv")(torch.zeros(1), torch.zeros(1)))
+
+
+def test_base_module_steps_epoch_and_step_schedulers(make_cfg):
+    """Manual optimisation: GANModule steps 'epoch' schedulers per epoch and 'step' ones per batch."""
+    from lit_gans.train import build
+
+    cfg = make_cfg("trainer.max_epochs=2", "trainer.limit_train_batches=3", "logger=[]", "callbacks.model_checkpoint=null")
+    datamodule, model, trainer = build(cfg)
+    base = model.configure_optimizers
+
+    def with_schedulers():
+        opt_d, opt_g = base()
+        per_epoch = torch.optim.lr_scheduler.LambdaLR(opt_d, lambda e: 0.5**e)
+        per_step = torch.optim.lr_scheduler.LambdaLR(opt_g, lambda s: 1.0 / (1 + s))
+        return [opt_d, opt_g], [{"scheduler": per_epoch, "interval": "epoch"}, {"scheduler": per_step, "interval": "step"}]
+
+    model.configure_optimizers = with_schedulers
+    trainer.fit(model, datamodule=datamodule)
+    opt_d, opt_g = (o.optimizer if hasattr(o, "optimizer") else o for o in model.optimizers())
+    assert opt_d.param_groups[0]["lr"] == pytest.approx(1e-4 * 0.25)  # stepped after each of 2 epochs
+    assert opt_g.param_groups[0]["lr"] == pytest.approx(1e-4 / 7)  # stepped after each of 6 batches

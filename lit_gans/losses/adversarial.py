@@ -69,17 +69,25 @@ def g_lsgan_loss(fake: Tensor) -> Tensor:
 
 
 class AdversarialLoss(NamedTuple):
-    """A discriminator loss and its generator counterpart."""
+    """A discriminator loss, its generator counterpart, and the discriminator loss's two halves
+    (``d(real, fake) == real(real_logits) + fake(fake_logits)``) for models that log them apart."""
 
     d: Callable[[Tensor, Tensor], Tensor]
     g: Callable[[Tensor], Tensor]
+    real: Callable[[Tensor], Tensor]
+    fake: Callable[[Tensor], Tensor]
 
 
 ADVERSARIAL_LOSSES: dict[str, AdversarialLoss] = {
-    "hinge": AdversarialLoss(d_hinge_loss, g_adversarial_loss),
-    "nonsat": AdversarialLoss(d_nonsat_loss, g_nonsat_loss),
-    "vanilla": AdversarialLoss(d_vanilla_loss, g_vanilla_loss),
-    "lsgan": AdversarialLoss(d_lsgan_loss, g_lsgan_loss),
+    "hinge": AdversarialLoss(d_hinge_loss, g_adversarial_loss, lambda r: F.relu(1.0 - r).mean(),
+                             lambda f: F.relu(1.0 + f).mean()),
+    "nonsat": AdversarialLoss(d_nonsat_loss, g_nonsat_loss, lambda r: F.softplus(-r).mean(),
+                              lambda f: F.softplus(f).mean()),
+    "vanilla": AdversarialLoss(d_vanilla_loss, g_vanilla_loss,
+                               lambda r: F.binary_cross_entropy_with_logits(r, torch.ones_like(r)),
+                               lambda f: F.binary_cross_entropy_with_logits(f, torch.zeros_like(f))),
+    "lsgan": AdversarialLoss(d_lsgan_loss, g_lsgan_loss, lambda r: (r - 1.0).square().mean(),
+                             lambda f: f.square().mean()),
 }
 
 

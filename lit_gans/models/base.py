@@ -141,14 +141,21 @@ class GANModule(L.LightningModule):
             for net in self.compiled_nets():
                 net.compile()
 
-    def on_train_epoch_end(self) -> None:
-        """Manual optimisation: Lightning does not step schedulers, so models' schedulers (all per epoch
-        here) are stepped at the end of each training epoch."""
-        schedulers = self.lr_schedulers()
-        if schedulers is None:
+    def step_schedulers(self, interval: str) -> None:
+        """Manual optimisation: Lightning does not step schedulers. Those returned by
+        ``configure_optimizers`` with ``"interval": "epoch"`` (the default) are stepped at the end of each
+        training epoch, those with ``"interval": "step"`` after each batch."""
+        if self._trainer is None:
             return
-        for scheduler in schedulers if isinstance(schedulers, list) else [schedulers]:
-            scheduler.step()
+        for config in self.trainer.lr_scheduler_configs:
+            if config.interval == interval:
+                config.scheduler.step()
+
+    def on_train_batch_end(self, outputs: Any, batch: Any, batch_idx: int) -> None:
+        self.step_schedulers("step")
+
+    def on_train_epoch_end(self) -> None:
+        self.step_schedulers("epoch")
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         checkpoint["data_spec"] = self.data_spec
