@@ -1,5 +1,6 @@
 """Loss callables shared by every model (pure functions and small modules; no Lightning)."""
 
+from lit_gans.losses import pix2pix_spec  # noqa: F401  (registers loss.spec: pix2pix)
 from lit_gans.losses.adversarial import (
     ADVERSARIAL_LOSSES,
     AdversarialLoss,
@@ -14,6 +15,7 @@ from lit_gans.losses.adversarial import (
     g_vanilla_loss,
 )
 from lit_gans.losses.objective import LossTerm, Objective
+from lit_gans.losses.perceptual import VGGPerceptualLoss
 from lit_gans.losses.reconstruction import (
     cycle_consistency_loss,
     diversity_sensitive_loss,
@@ -22,6 +24,7 @@ from lit_gans.losses.reconstruction import (
 )
 from lit_gans.losses.regularizers import r1_penalty
 from lit_gans.losses.specs import SPECS, build_objective, register_spec
+from lit_gans.losses.structure import laplacian, laplacian_loss, pixel_loss, sobel_loss, sobel_magnitude
 
 __all__ = [
     "ADVERSARIAL_LOSSES",
@@ -29,6 +32,7 @@ __all__ = [
     "LossTerm",
     "Objective",
     "SPECS",
+    "VGGPerceptualLoss",
     "adversarial_loss",
     "build_objective",
     "cycle_consistency_loss",
@@ -42,7 +46,12 @@ __all__ = [
     "g_nonsat_loss",
     "g_vanilla_loss",
     "identity_loss",
+    "laplacian",
+    "laplacian_loss",
+    "pixel_loss",
     "r1_penalty",
     "register_spec",
+    "sobel_loss",
+    "sobel_magnitude",
     "style_reconstruction_loss",
 ]
