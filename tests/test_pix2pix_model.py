@@ -274,3 +274,21 @@ def test_vgg_config_errors_are_one_line_from_train_py(make_cfg, tmp_path, monkey
     with pytest.raises(SystemExit), user_errors():
         build(make_cfg("model=pix2pix_latent", "loss.subspec=basic+vgg", f"loss.vgg_weights={vgg_file}", tiny=False))
     assert "needs RGB targets, the model makes 4 channels" in capsys.readouterr().err
+
+
+def test_bf16_mixed_keeps_structure_and_vgg_losses_in_float32(make_cfg, vgg_file):
+    cfg = make_cfg(*TINY, *ONE_EPOCH, "trainer.precision=bf16-mixed", "loss.subspec=extended+vgg",
+                   f"loss.vgg_weights={vgg_file}", "logger=[]", tiny=False)
+    datamodule, model, trainer = build(cfg)
+    dtypes = []
+
+    class Dtypes(Callback):
+        def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
+            dtypes.append({k: v.dtype for k, v in pl_module.objective._values.items()})
+
+    trainer.callbacks.append(Dtypes())
+    trainer.fit(model, datamodule=datamodule)
+    assert len(dtypes) == 2
+    for d in dtypes:
+        assert d["G_SOBEL"] == d["G_LAP"] == d["G_VGG"] == d["G_L1"] == torch.float32
+    assert all(torch.isfinite(v) for v in model.objective.last_values.values())
