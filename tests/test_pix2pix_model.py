@@ -292,3 +292,17 @@ def test_bf16_mixed_keeps_structure_and_vgg_losses_in_float32(make_cfg, vgg_file
     for d in dtypes:
         assert d["G_SOBEL"] == d["G_LAP"] == d["G_VGG"] == d["G_L1"] == torch.float32
     assert all(torch.isfinite(v) for v in model.objective.last_values.values())
+
+
+def test_paired_image_folders_set_the_unet_depth(make_cfg, tmp_path):
+    from imagefiles import write_folder
+
+    write_folder(tmp_path / "data" / "train" / "A", 4, size=(40, 40), seed=0)
+    write_folder(tmp_path / "data" / "train" / "B", 4, size=(40, 40), seed=100)
+    cfg = make_cfg("model=pix2pix", "data=paired", f"data.root={tmp_path / 'data'}", "data.load_size=36",
+                   "data.crop_size=32", "data.num_workers=0", "data.batch_size=2", "model.ngf=8", "model.ndf=8",
+                   *ONE_EPOCH, "logger=[]", tiny=False)
+    datamodule, model, trainer = build(cfg)
+    trainer.fit(model, datamodule=datamodule)
+    assert model.net_cfg["img_size"] == 32 and model.net_cfg["num_downs"] == 5  # 32 px down to 1x1
+    assert trainer.global_step == 4 and torch.isfinite(model.objective.last_values["G_L1"])
