@@ -27,7 +27,7 @@ OPTIM_DEFAULTS: dict[str, Any] = {
     "f_lr": 1e-6,
     "betas": (0.0, 0.99),
     "weight_decay": 1e-4,
-    "fused": None,  # None: fused kernels on CUDA
+    "fused": None,  # None: fused kernels on CUDA and CPU
 }
 
 
@@ -85,10 +85,8 @@ class StarGANv2(GANModule):
 
     def configure_optimizers(self):
         o = self.optim_cfg
-        fused = (self.device.type == "cuda") if o["fused"] is None else bool(o["fused"])
-        kw = {"lr": o["lr"], "betas": tuple(o["betas"]), "weight_decay": o["weight_decay"]}
-        if fused:
-            kw["fused"] = True
+        kw = {"lr": o["lr"], "betas": tuple(o["betas"]), "weight_decay": o["weight_decay"],
+              "fused": self.use_fused_optimizer(o["fused"])}
         opt_d = torch.optim.Adam(self.discriminator.parameters(), **kw)
         # One optimizer for G, E and F (F at its own learning rate): Adam is per-parameter, so this equals
         # the original's three optimizers and steps them in one fused kernel.
@@ -138,10 +136,7 @@ class StarGANv2(GANModule):
             adv_d = obj.fn("d_adv")
             fake_ref_logits, fake_lat_logits = fake_logits.chunk(2)
             obj.add("d_adv", 0.5 * (adv_d(real_logits, fake_ref_logits) + adv_d(real_logits, fake_lat_logits)))
-            d_loss = obj.total("D")
-            opt_d.zero_grad(set_to_none=True)
-            self.manual_backward(d_loss)
-            opt_d.step()
+            self.update(opt_d, obj.total("D"))
 
         # 2) Generator, style encoder and mapping network.
         with self.toggled_optimizer(opt_g):
@@ -162,10 +157,7 @@ class StarGANv2(GANModule):
             obj.compute("cyc", rec_lat, x_src)
             if with_id:
                 obj.compute("id", outs[2 * b :], x_src)
-            g_loss = obj.total("G")
-            opt_g.zero_grad(set_to_none=True)
-            self.manual_backward(g_loss)
-            opt_g.step()
+            self.update(opt_g, obj.total("G"))
 
         self.update_ema()
 
