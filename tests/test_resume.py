@@ -148,3 +148,29 @@ def test_checkpoints_are_written_atomically(tmp_path, monkeypatch):
     monkeypatch.undo()
     io.save_checkpoint({"step": 3}, target)
     assert torch.load(target, weights_only=True) == {"step": 3}
+
+
+def test_sigusr2_writes_last_checkpoint_then_calls_the_previous_handler(make_cfg, tmp_path):
+    import signal
+
+    from lightning.pytorch.callbacks import Callback
+
+    calls = []
+    previous = signal.signal(signal.SIGUSR2, lambda signum, frame: calls.append(signum))
+
+    class SendAt(Callback):
+        def on_train_batch_start(self, trainer, pl_module, batch, batch_idx):
+            if batch_idx == 2:
+                os.kill(os.getpid(), signal.SIGUSR2)
+
+    cfg = make_cfg("trainer.max_epochs=1", "trainer.limit_train_batches=4", "callbacks.last_checkpoint=null")
+    try:
+        from lit_gans.train import build
+
+        datamodule, model, trainer = build(cfg)
+        trainer.callbacks.insert(0, SendAt())
+        trainer.fit(model, datamodule=datamodule)
+    finally:
+        signal.signal(signal.SIGUSR2, previous)
+    ck = torch.load(tmp_path / "checkpoints" / "last.ckpt", weights_only=True)
+    assert ck["global_step"] == 6 and calls == [signal.SIGUSR2]  # saved after batch 2, then handed on
