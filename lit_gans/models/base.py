@@ -57,6 +57,12 @@ def _plain(cfg: Any) -> Any:
     return cfg
 
 
+def eager(module: torch.nn.Module) -> Any:
+    """A module's uncompiled call when ``model.compile=true`` compiled it in place: torch.compile does not
+    support double backward, which R1 (the gradient of a gradient) needs."""
+    return module._call_impl if getattr(module, "_compiled_call_impl", None) is not None else module
+
+
 class GANModule(L.LightningModule):
     """Base of the models here.
 

@@ -19,7 +19,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from lit_gans.models.base import GANModule, _plain
+from lit_gans.models.base import GANModule, _plain, eager
 from lit_gans.nets.stargan_v2 import Discriminator, Generator, MappingNetwork, StyleEncoder
 
 OPTIM_DEFAULTS: dict[str, Any] = {
@@ -127,7 +127,7 @@ class StarGANv2(GANModule):
                 # R1 in float32 with autocast off; on these steps the same fp32 pass gives the real logits.
                 x_real = x_ref.detach().float().requires_grad_(True)
                 with torch.autocast(self.device.type, enabled=False):
-                    real_logits = self.discriminator(x_real, y_trg)
+                    real_logits = eager(self.discriminator)(x_real, y_trg)
                     obj.compute("r1", real_logits, x_real)
                 fake_logits = self.discriminator(fakes.detach(), y2)
             else:
@@ -143,12 +143,13 @@ class StarGANv2(GANModule):
             logits_ref, logits_lat = self.discriminator(fakes, y2).chunk(2)
             obj.compute("g_adv", logits_ref)
             obj.compute("g_adv", logits_lat)
-            s_pred_ref, s_pred_lat = self.style_encoder(fakes, y2).chunk(2)
+            # One style-encoder pass: the fakes' styles (style reconstruction) and the source's (cycle).
+            s_pred_ref, s_pred_lat, s_src = self.style_encoder(torch.cat([fakes, x_src]),
+                                                               torch.cat([y2, y_src])).split(b)
             obj.compute("sty", s_pred_ref, s_ref)
             obj.compute("sty", s_pred_lat, s_lat)
             if with_ds:
                 obj.compute("ds", fakes_all[b : 2 * b], fakes_all[2 * b :])
-            s_src = self.style_encoder(x_src, y_src)
             with_id = obj.active("id")
             inputs = torch.cat([fakes, x_src]) if with_id else fakes
             outs = self.generator(inputs, s_src.repeat(inputs.shape[0] // b, 1))
