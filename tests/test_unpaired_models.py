@@ -227,3 +227,15 @@ def test_cut_trains_on_an_unpaired_latent_file(make_cfg, tmp_path):
     fake = start.translate(batch["A"])  # data space in and out
     want = start.G(batch["A"] * 0.18215) / 0.18215
     assert torch.allclose(fake, want, atol=1e-5)
+
+
+def test_terms_at_weight_zero_are_not_computed(make_cfg):
+    start, model, _, cap = fit(make_cfg, "model=cyclegan", "loss.lambda_identity=0",
+                               "loss.terms.D_GAN_D_A_basic.weight=0", "trainer.max_epochs=1",
+                               "trainer.limit_train_batches=1", *NO_OUTPUT)
+    _, got = cap.steps[0]
+    assert got["G/G_idt_A"] == 0 and got["G/G_idt_B"] == 0 and got["D/D_GAN_D_A_basic"] == 0
+    assert got["D/D_GAN_D_B_basic"] > 0 and model.pool_A.count == 2  # the A pool still sees every fake
+    d_a = zip(start.D_A.parameters(), model.D_A.parameters(), strict=True)
+    d_b = zip(start.D_B.parameters(), model.D_B.parameters(), strict=True)
+    assert all(torch.equal(a, b) for a, b in d_a) and not all(torch.equal(a, b) for a, b in d_b)

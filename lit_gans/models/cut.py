@@ -90,12 +90,13 @@ class CUT(UnpairedGAN):
         fake_b = fake[:b]
 
         # 1) Discriminators: real B against G(A), detached.
-        with self.toggled_optimizer(opt_d):
-            self.discriminator_adversarial("B", real_b, self.pool_B.query(fake_b))
-            d_loss = obj.total("D")
-            opt_d.zero_grad(set_to_none=True)
-            self.manual_backward(d_loss)
-            opt_d.step()
+        if self.tag_active("D"):
+            with self.toggled_optimizer(opt_d):
+                self.discriminator_adversarial("B", real_b, self.pool_B.query(fake_b))
+                d_loss = obj.total("D")
+                opt_d.zero_grad(set_to_none=True)
+                self.manual_backward(d_loss)
+                opt_d.step()
 
         # 2) Generator and projection heads.
         with self.toggled_optimizer(opt_g):
@@ -119,7 +120,7 @@ class CUT(UnpairedGAN):
             opt_g.step()
 
         # 3) The segmenter on real images and their masks.
-        if opt_s:
+        if opt_s and obj.active("f_s"):
             self.segmenter_step(opt_s[0], real_a, mask_a, real_b, mask_b)
 
     # ------------------------------------------------------------------ inference

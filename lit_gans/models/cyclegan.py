@@ -89,16 +89,17 @@ class CycleGAN(UnpairedGAN):
 
         # 2) Discriminators: real images against fakes through the pools (the fakes of this step's
         # generators before their update, detached, as the original).
-        with self.toggled_optimizer(opt_d):
-            self.discriminator_adversarial("B", real_b, self.pool_B.query(fake_b))
-            self.discriminator_adversarial("A", real_a, self.pool_A.query(fake_a))
-            d_loss = obj.total("D")
-            opt_d.zero_grad(set_to_none=True)
-            self.manual_backward(d_loss)
-            opt_d.step()
+        if self.tag_active("D"):
+            with self.toggled_optimizer(opt_d):
+                self.discriminator_adversarial("B", real_b, self.pool_B.query(fake_b))
+                self.discriminator_adversarial("A", real_a, self.pool_A.query(fake_a))
+                d_loss = obj.total("D")
+                opt_d.zero_grad(set_to_none=True)
+                self.manual_backward(d_loss)
+                opt_d.step()
 
         # 3) The segmenter on real images and their masks.
-        if opt_s:
+        if opt_s and obj.active("f_s"):
             self.segmenter_step(opt_s[0], real_a, mask_a, real_b, mask_b)
 
     # ------------------------------------------------------------------ inference

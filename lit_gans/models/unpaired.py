@@ -161,6 +161,10 @@ class UnpairedGAN(GANModule):
         return optimizers, schedulers
 
     # ------------------------------------------------------------------ loss pieces used by the steps
+    def tag_active(self, tag: str) -> bool:
+        """Whether any term of the tag has a non-zero weight (else its network's update is skipped)."""
+        return any(tag in term.tags and self.objective.active(name) for name, term in self.objective.terms.items())
+
     def generator_adversarial(self, domain: str, fake: Tensor) -> None:
         """``G_GAN_D_<domain>_<name>`` for every discriminator of ``domain`` (skipped at weight 0)."""
         for name, d in self.discriminators_of(domain).items():
