@@ -1,5 +1,6 @@
 """Loss callables shared by every model (pure functions and small modules; no Lightning)."""
 
+from lit_gans.losses import unpaired_spec  # noqa: F401  (registers the cyclegan and cut specs)
 from lit_gans.losses.adversarial import (
     ADVERSARIAL_LOSSES,
     AdversarialLoss,
@@ -13,6 +14,7 @@ from lit_gans.losses.adversarial import (
     g_nonsat_loss,
     g_vanilla_loss,
 )
+from lit_gans.losses.contrastive import multilayer_patch_nce, patch_nce_loss
 from lit_gans.losses.objective import LossTerm, Objective
 from lit_gans.losses.reconstruction import (
     cycle_consistency_loss,
@@ -21,6 +23,7 @@ from lit_gans.losses.reconstruction import (
     style_reconstruction_loss,
 )
 from lit_gans.losses.regularizers import r1_penalty
+from lit_gans.losses.semantic import out_mask_loss, semantic_mask_loss
 from lit_gans.losses.specs import SPECS, build_objective, register_spec
 
 __all__ = [
@@ -42,7 +45,11 @@ __all__ = [
     "g_nonsat_loss",
     "g_vanilla_loss",
     "identity_loss",
+    "multilayer_patch_nce",
+    "out_mask_loss",
+    "patch_nce_loss",
     "r1_penalty",
     "register_spec",
+    "semantic_mask_loss",
     "style_reconstruction_loss",
 ]
