@@ -49,10 +49,21 @@ def _run_counting_steps(datamodule, model, trainer):
     return counts
 
 
-@pytest.mark.parametrize("model_name", ["stargan", "stargan_latent"])
+TINY_UNPAIRED = ["model.ngf=8", "model.ndf=8", "model.n_blocks=1", "data.img_size=32", "data.size=8"]
+MODELS = {
+    "stargan": ["loss.r1_interval=2", "loss.w_id=1"],
+    "stargan_latent": ["loss.r1_interval=2"],
+    "cyclegan": [*TINY_UNPAIRED, "model.sem_mask=true", "loss.f_s_threshold=null"],
+    "cut": [*TINY_UNPAIRED, "model.sem_mask=true"],
+    "fastcut": [*TINY_UNPAIRED, "data.img_size=64", "model.discriminators=[basic,multiscale]"],
+}
+
+
+@pytest.mark.parametrize("model_name", list(MODELS))
 def test_training_step_has_no_host_sync(make_cfg, model_name):
-    cfg = make_cfg(f"model={model_name}", "loss.r1_interval=2", "loss.w_id=1", "trainer.max_epochs=1",
-                   "trainer.limit_train_batches=3", "logger=[]")
+    tiny = model_name.startswith("stargan")
+    cfg = make_cfg(f"model={model_name}", *MODELS[model_name], "trainer.max_epochs=1", "trainer.limit_train_batches=3",
+                   "logger=[]", tiny=tiny)
     counts = _run_counting_steps(*build(cfg))
     assert len(counts) == 3 and counts == [[], [], []]
 

@@ -110,7 +110,7 @@ def test_image_pool_fills_then_swaps_and_restores_its_state():
             slot = [j for j in range(3) if not torch.equal(pool.images[j], before[j])]
             assert len(slot) == 1 and torch.equal(out[0], before[slot[0]]) and pool.images[slot[0], 0, 0, 0] == i
     assert seen_old > 0 and seen_new > 0
-    # state_dict carries images, count and the generator: a restored pool makes the same choices
+    # state_dict carries images, count and the random state: a restored pool makes the same choices
     restored = ImagePool(3, (1, 2, 2), seed=123)
     restored.load_state_dict(pool.state_dict())
     assert restored.count == 3

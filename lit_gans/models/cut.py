@@ -19,6 +19,8 @@ on mirrored steps, where the keys are the features of the un-mirrored input, as 
 
 from __future__ import annotations
 
+import random
+
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -59,8 +61,8 @@ class CUT(UnpairedGAN):
         probe = torch.zeros(1, self.net_cfg["in_channels"], _PROBE_SIZE, _PROBE_SIZE)
         with torch.no_grad():
             self.patch_heads = PatchProjection.from_features(self.G.encode(probe, self.nce_layers), nce_dim)
-        # FastCUT's coin: a CPU generator of its own (saved in checkpoints), so drawing it costs no sync.
-        self.flip_generator = torch.Generator().manual_seed(int(torch.randint(2**62, ())))
+        # FastCUT's coin: a Python generator of its own (saved in checkpoints): no tensor read on the host.
+        self.flip_rng = random.Random(int(torch.randint(2**62, ())))
 
     def generator_param_groups(self) -> list[dict[str, Any]]:
         return [{"params": list(self.G.parameters()), "name": "G"},
@@ -80,7 +82,7 @@ class CUT(UnpairedGAN):
         with_nce, with_nce_y = obj.active("G_NCE"), obj.active("G_NCE_Y")
 
         real = torch.cat([real_a, real_b]) if with_nce_y else real_a
-        flipped = self.flip_equivariance and float(torch.rand((), generator=self.flip_generator)) < 0.5
+        flipped = self.flip_equivariance and self.flip_rng.random() < 0.5
         if flipped:
             real = real.flip(3)
         if (with_nce or with_nce_y) and not flipped:
@@ -93,10 +95,7 @@ class CUT(UnpairedGAN):
         if self.tag_active("D"):
             with self.toggled_optimizer(opt_d):
                 self.discriminator_adversarial("B", real_b, self.pool_B.query(fake_b))
-                d_loss = obj.total("D")
-                opt_d.zero_grad(set_to_none=True)
-                self.manual_backward(d_loss)
-                opt_d.step()
+                self.update(opt_d, obj.total("D"))
 
         # 2) Generator and projection heads.
         with self.toggled_optimizer(opt_g):
@@ -114,10 +113,7 @@ class CUT(UnpairedGAN):
                                 self.patch_heads)
             if mask_a is not None:
                 self.semantic_terms("AB", fake_b.flip(3) if flipped else fake_b, real_a, mask_a)
-            g_loss = obj.total("G")
-            opt_g.zero_grad(set_to_none=True)
-            self.manual_backward(g_loss)
-            opt_g.step()
+            self.update(opt_g, obj.total("G"))
 
         # 3) The segmenter on real images and their masks.
         if opt_s and obj.active("f_s"):
@@ -138,9 +134,11 @@ class CUT(UnpairedGAN):
     # ------------------------------------------------------------------ checkpoints
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         super().on_save_checkpoint(checkpoint)
-        checkpoint["flip_generator"] = self.flip_generator.get_state()
+        version, internal, gauss = self.flip_rng.getstate()
+        checkpoint["flip_rng"] = [version, list(internal), gauss]
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         super().on_load_checkpoint(checkpoint)
-        if "flip_generator" in checkpoint:
-            self.flip_generator.set_state(checkpoint["flip_generator"])
+        if "flip_rng" in checkpoint:
+            version, internal, gauss = checkpoint["flip_rng"]
+            self.flip_rng.setstate((version, tuple(internal), gauss))

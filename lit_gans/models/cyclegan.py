@@ -82,10 +82,7 @@ class CycleGAN(UnpairedGAN):
                 self.semantic_terms("AB", fake_b, real_a, mask_a)
                 if mask_b is not None and self.use_masks_b:
                     self.semantic_terms("BA", fake_a, real_b, mask_b)
-            g_loss = obj.total("G")
-            opt_g.zero_grad(set_to_none=True)
-            self.manual_backward(g_loss)
-            opt_g.step()
+            self.update(opt_g, obj.total("G"))
 
         # 2) Discriminators: real images against fakes through the pools (the fakes of this step's
         # generators before their update, detached, as the original).
@@ -93,10 +90,7 @@ class CycleGAN(UnpairedGAN):
             with self.toggled_optimizer(opt_d):
                 self.discriminator_adversarial("B", real_b, self.pool_B.query(fake_b))
                 self.discriminator_adversarial("A", real_a, self.pool_A.query(fake_a))
-                d_loss = obj.total("D")
-                opt_d.zero_grad(set_to_none=True)
-                self.manual_backward(d_loss)
-                opt_d.step()
+                self.update(opt_d, obj.total("D"))
 
         # 3) The segmenter on real images and their masks.
         if opt_s and obj.active("f_s"):

@@ -8,6 +8,7 @@ resumed run makes the same choices as an uninterrupted one.
 
 from __future__ import annotations
 
+import random
 from typing import Any
 
 import torch
@@ -22,8 +23,8 @@ class ImagePool(nn.Module):
     chosen uniformly at random (the stored one is returned, the new one takes its place), else returned as is.
     ``size=0`` returns the fakes unchanged.
 
-    The coin flips and slot choices come from a CPU generator and steer plain Python branches, and stored
-    images are addressed with Python ints: no device-to-host synchronisation.
+    The coin flips and slot choices come from a Python ``random.Random`` of the pool's own and steer plain
+    Python branches, and stored images are addressed with Python ints: no tensor is read on the host.
 
     Args:
         size: capacity (CycleGAN: 50). shape: one image's shape.
@@ -38,7 +39,7 @@ class ImagePool(nn.Module):
         self.count = 0
         if seed is None:
             seed = int(torch.randint(2**62, ()))
-        self.generator = torch.Generator().manual_seed(seed)
+        self.rng = random.Random(seed)
 
     def query(self, fakes: Tensor) -> Tensor:
         """``(B, C, H, W)`` new fakes -> ``(B, C, H, W)`` fakes for the discriminator (detached)."""
@@ -46,8 +47,8 @@ class ImagePool(nn.Module):
         if self.size == 0:
             return fakes
         n = fakes.shape[0]
-        coins = torch.rand(n, generator=self.generator).tolist()  # CPU tensors: no device sync
-        slots = torch.randint(self.size, (n,), generator=self.generator).tolist()
+        coins = [self.rng.random() for _ in range(n)]
+        slots = [self.rng.randrange(self.size) for _ in range(n)]
         out = []
         for fake, coin, slot in zip(fakes, coins, slots, strict=True):
             if self.count < self.size:
@@ -62,11 +63,13 @@ class ImagePool(nn.Module):
         return torch.stack(out)
 
     def get_extra_state(self) -> dict[str, Any]:
-        return {"count": self.count, "generator": self.generator.get_state()}
+        version, internal, gauss = self.rng.getstate()
+        return {"count": self.count, "rng": [version, list(internal), gauss]}
 
     def set_extra_state(self, state: dict[str, Any]) -> None:
         self.count = int(state["count"])
-        self.generator.set_state(state["generator"])
+        version, internal, gauss = state["rng"]
+        self.rng.setstate((version, tuple(internal), gauss))
 
     def extra_repr(self) -> str:
         return f"size={self.size}, stored={self.count}"
