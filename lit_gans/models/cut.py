@@ -20,7 +20,6 @@ on mirrored steps, where the keys are the features of the un-mirrored input, as 
 from __future__ import annotations
 
 import random
-
 from collections.abc import Mapping, Sequence
 from typing import Any
 
