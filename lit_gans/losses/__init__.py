@@ -1,6 +1,7 @@
 """Loss callables shared by every model (pure functions and small modules; no Lightning)."""
 
 from lit_gans.losses import pix2pix_spec  # noqa: F401  (registers loss.spec: pix2pix)
+from lit_gans.losses import unpaired_spec  # noqa: F401  (registers the cyclegan and cut specs)
 from lit_gans.losses.adversarial import (
     ADVERSARIAL_LOSSES,
     AdversarialLoss,
@@ -14,6 +15,7 @@ from lit_gans.losses.adversarial import (
     g_nonsat_loss,
     g_vanilla_loss,
 )
+from lit_gans.losses.contrastive import multilayer_patch_nce, patch_nce_loss
 from lit_gans.losses.objective import LossTerm, Objective
 from lit_gans.losses.perceptual import VGGPerceptualLoss
 from lit_gans.losses.reconstruction import (
@@ -23,6 +25,7 @@ from lit_gans.losses.reconstruction import (
     style_reconstruction_loss,
 )
 from lit_gans.losses.regularizers import r1_penalty
+from lit_gans.losses.semantic import out_mask_loss, semantic_mask_loss
 from lit_gans.losses.specs import SPECS, build_objective, register_spec
 from lit_gans.losses.structure import laplacian, laplacian_loss, pixel_loss, sobel_loss, sobel_magnitude
 
@@ -48,9 +51,13 @@ __all__ = [
     "identity_loss",
     "laplacian",
     "laplacian_loss",
+    "multilayer_patch_nce",
+    "out_mask_loss",
+    "patch_nce_loss",
     "pixel_loss",
     "r1_penalty",
     "register_spec",
+    "semantic_mask_loss",
     "sobel_loss",
     "sobel_magnitude",
     "style_reconstruction_loss",

@@ -35,7 +35,7 @@ log = logging.getLogger(__name__)
 OPTIM_DEFAULTS: dict[str, Any] = {
     "lr": 2e-4,
     "betas": (0.5, 0.999),
-    "fused": None,  # None: fused kernels on CUDA
+    "fused": None,  # None: fused kernels (CUDA and CPU)
 }
 # Generator terms called as fn(fake_B, real_B), in the order they are computed.
 PAIR_TERMS = ("G_L1", "G_L2", "G_SOBEL", "G_LAP", "G_VGG")
@@ -143,9 +143,8 @@ class Pix2Pix(GANModule):
 
     def configure_optimizers(self):
         o = self.optim_cfg
-        fused = (self.device.type == "cuda") if o["fused"] is None else bool(o["fused"])
         kw: dict[str, Any] = {"lr": o["lr"], "betas": tuple(o["betas"])}
-        if fused:
+        if self.use_fused_optimizer(o["fused"]):
             kw["fused"] = True
         opt_d = torch.optim.Adam(self.discriminator.parameters(), **kw)
         opt_g = torch.optim.Adam(self.generator.parameters(), **kw)
@@ -177,10 +176,7 @@ class Pix2Pix(GANModule):
                     logits = self.discriminator(torch.cat([pairs[n] for n in halves])).chunk(len(halves))
                 for name, out in zip(halves, logits, strict=True):
                     obj.compute(name, out)
-                d_loss = obj.total("D")
-                opt_d.zero_grad(set_to_none=True)
-                self.manual_backward(d_loss)
-                opt_d.step()
+                self.update(opt_d, obj.total("D"))
 
         # 2) Generator: fool the updated discriminator and stay close to the target.
         with self.toggled_optimizer(opt_g):
@@ -189,10 +185,7 @@ class Pix2Pix(GANModule):
             for name in PAIR_TERMS:
                 if obj.active(name):
                     obj.compute(name, fake_b, real_b)
-            g_loss = obj.total("G")
-            opt_g.zero_grad(set_to_none=True)
-            self.manual_backward(g_loss)
-            opt_g.step()
+            self.update(opt_g, obj.total("G"))
 
     # ------------------------------------------------------------------ inference
     @torch.no_grad()
