@@ -3,6 +3,8 @@ Inception pass per batch)."""
 
 from __future__ import annotations
 
+import warnings
+
 import torch
 from torch import Tensor, nn
 from torchmetrics.image.fid import FrechetInceptionDistance
@@ -41,8 +43,10 @@ class FeatureDistances(nn.Module):
         self.extractor = extractor
         d = int(extractor.num_features)
         self.fid = FrechetInceptionDistance(feature=_Precomputed(d), reset_real_features=False)
-        self.kid = KernelInceptionDistance(feature=_Precomputed(d), subsets=kid_subsets,
-                                           subset_size=kid_subset_size, reset_real_features=False)
+        with warnings.catch_warnings():  # its note that it keeps all features: known, and they are small here
+            warnings.filterwarnings("ignore", message=".*will save all extracted features.*")
+            self.kid = KernelInceptionDistance(feature=_Precomputed(d), subsets=kid_subsets,
+                                               subset_size=kid_subset_size, reset_real_features=False)
         self.kid_subset_size = kid_subset_size
         self.seed = seed
 

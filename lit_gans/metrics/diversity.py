@@ -6,15 +6,18 @@ import itertools
 
 import torch
 from torch import Tensor, nn
+from torch.nn import functional as F
 
 
 @torch.no_grad()
-def lpips_diversity(lpips: nn.Module, outputs: Tensor) -> Tensor:
+def lpips_diversity(lpips: nn.Module, outputs: Tensor, min_size: int = 64) -> Tensor:
     """Mean LPIPS over all pairs of styles, per source.
 
     Args:
         lpips: ``(img1, img2)`` in [-1, 1] -> ``(N, 1, 1, 1)`` (see :func:`lit_gans.metrics.weights.lpips`).
         outputs: ``(S, N, 3, H, W)`` in [-1, 1]: ``S >= 2`` outputs (styles) for each of ``N`` sources.
+        min_size: smaller images are upsampled (bilinear) to this side first: the backbone's five stages need
+            about 64 px (AlexNet's last pooling fails below ~32).
 
     Returns:
         ``(N,)``: for each source the mean of ``LPIPS(outputs[i], outputs[j])`` over the ``S (S - 1) / 2`` pairs
@@ -27,5 +30,8 @@ def lpips_diversity(lpips: nn.Module, outputs: Tensor) -> Tensor:
     first = torch.cat([outputs[i] for i, _ in pairs])
     second = torch.cat([outputs[j] for _, j in pairs])
     device = next(lpips.parameters()).device
+    if outputs.shape[-1] < min_size or outputs.shape[-2] < min_size:
+        first, second = (F.interpolate(t.float(), size=(min_size, min_size), mode="bilinear", align_corners=False)
+                         for t in (first, second))
     dist = lpips(first.to(device).float().clamp(-1, 1), second.to(device).float().clamp(-1, 1)).flatten()
     return dist.view(len(pairs), -1).mean(0)
