@@ -131,7 +131,7 @@ def is_latent_model(model: Any) -> bool:
 
 
 def model_vae(model: Any, path: str | None = None, subfolder: str | None = None,
-              device: str | torch.device = "cpu") -> Any | None:
+              device: str | torch.device = "cpu", key: str = "vae=PATH") -> Any | None:
     """The SD VAE of a latent model: ``path`` when given, else the model's ``vae`` config, else the VAE named by
     the latent file it was trained on. ``None`` for pixel models; a :class:`ConfigError` when none is found."""
     from lit_gans.latents.vae import load_vae
@@ -146,8 +146,8 @@ def model_vae(model: Any, path: str | None = None, subfolder: str | None = None,
         return load_vae(cfg["path"], cfg.get("subfolder"), device=device)
     if spec.get("vae"):
         return load_vae(spec["vae"], spec.get("vae_subfolder"), device=device)
-    raise ConfigError("this model works on SD-VAE latents and no VAE is known: pass vae=PATH (a diffusers "
-                      "AutoencoderKL folder or hub id in the local cache)")
+    raise ConfigError(f"this model works on SD-VAE latents and no VAE is known to decode them: pass {key} (a "
+                      "diffusers AutoencoderKL folder or a hub id in the local cache)")
 
 
 def to_pixels(x: Tensor, vae: Any | None) -> Tensor:

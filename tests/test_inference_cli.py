@@ -171,6 +171,7 @@ def test_evaluate_unpaired_a_to_b_and_the_wrong_model_config(cut_ckpt, weight_fi
 
 
 # ---------------------------------------------------------------------------------------------- callback
+@pytest.mark.slow
 def test_validation_metrics_callback_logs_to_tensorboard(weight_files, tmp_path):
     cfg = compose_config([*TWO_DOMAINS, *QUIET, "callbacks=metrics", "trainer.max_epochs=2",
                           "trainer.limit_train_batches=1", "callbacks.model_checkpoint=null",
@@ -194,3 +195,16 @@ def test_validation_metrics_stop_the_run_early_without_weights(tmp_path, monkeyp
                           "callbacks.model_checkpoint=null"], str(tmp_path))
     with pytest.raises(ConfigError, match="weights-inception-2015-12-05-6726825d.pth"):
         train(cfg)
+
+
+@pytest.mark.slow
+def test_latent_stargan_encodes_inputs_and_decodes_outputs_with_the_vae(tmp_path_factory, inputs, tmp_path):
+    from test_image_grid import tiny_vae_dir
+
+    vae = tiny_vae_dir(tmp_path_factory.mktemp("vae"))
+    ckpt = trained(tmp_path_factory, "latent", ["model=stargan_latent", *TWO_DOMAINS, f"model.vae={{path: '{vae}'}}"])
+    run_translate(f"ckpt={ckpt}", f"input={inputs}", f"output={tmp_path / 'o'}", "domain=circle", "seeds=[1]")
+    # 16 x 16 latents, decoded by the VAE (8x upsampling) into 128 px RGB images.
+    img = Image.open(tmp_path / "o" / "img0__circle-seed1.png")
+    assert img.size == (128, 128) and img.mode == "RGB"
+    assert Image.open(tmp_path / "o" / "overview.png").size == (2 * 130 + 2, 3 * 130 + 2)

@@ -50,11 +50,9 @@ class ValidationMetrics(Callback):
         self._nets: tuple[Any, Any, Any] | None = None
 
     def on_fit_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        # Missing weights stop the run now, not after the first N epochs.
-        from lit_gans.metrics import weights
-
-        weights.find_weights(self.inception_weights, weights.INCEPTION_FILE, "callbacks.metrics.inception_weights",
-                             weights.INCEPTION_URL)
+        # Missing weights files or VAE stop the run now, not after the first N epochs.
+        if trainer.is_global_zero:
+            self.networks(pl_module)
 
     def networks(self, pl_module: L.LightningModule) -> tuple[Any, Any, Any]:
         """``(inception, lpips or None, vae or None)``, loaded once on the model's device."""
@@ -68,7 +66,8 @@ class ValidationMetrics(Callback):
             multi = type(pl_module).__name__ in inference.MULTI_DOMAIN
             lpips = (weights.lpips(self.lpips_net, self.lpips_weights, "callbacks.metrics.lpips_weights").to(device)
                      if multi else None)
-            vae = inference.model_vae(pl_module, self.vae_cfg.get("path"), self.vae_cfg.get("subfolder"), device)
+            vae = inference.model_vae(pl_module, self.vae_cfg.get("path"), self.vae_cfg.get("subfolder"), device,
+                                      key="callbacks.metrics.vae={path: PATH}")
             self._nets = (extractor, lpips, vae)
         return self._nets
 
