@@ -93,6 +93,9 @@ def test_stargan_reference_folder_per_domain(stargan_ckpt, inputs, tmp_path):
 
 
 def test_unpaired_a_to_b(cut_ckpt, inputs, tmp_path):
+    import torch
+
+    assert torch.load(cut_ckpt, weights_only=False, mmap=True)["model_class"] == "lit_gans.models.cut.CUT"
     run_translate(f"ckpt={cut_ckpt}", f"input={inputs}", f"output={tmp_path / 'o'}")
     assert sorted(p.name for p in (tmp_path / "o").iterdir()) == ["img0.png", "img1.png", "img2.png", "overview.png"]
     assert Image.open(tmp_path / "o" / "img0.png").size == (32, 32)
