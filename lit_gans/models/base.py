@@ -217,6 +217,7 @@ class GANModule(L.LightningModule):
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         checkpoint["data_spec"] = self.data_spec
         checkpoint["ema_updates"] = self.ema_updates
+        checkpoint["model_class"] = f"{type(self).__module__}.{type(self).__qualname__}"  # for evaluate/translate
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         self.data_spec = checkpoint.get("data_spec", {})

@@ -1,0 +1,114 @@
+"""Measure a trained checkpoint: ``python -m lit_gans.evaluate ckpt=PATH [model=NAME] [data=...] [metrics.*]``.
+
+The config is composed like train.py's (``conf/evaluate.yaml``: data, model, loss, paths), so ``data=`` and its
+keys work as for training; the checkpoint's hyper-parameters rebuild the model (and fill the model keys the
+data config reads, e.g. ``${model.img_size}``). Prints a table and writes ``metrics.json`` (``output=``).
+"""
+
+from __future__ import annotations
+
+import glob
+import json
+import logging
+import os
+from typing import Any
+
+import hydra
+import torch
+from hydra.utils import instantiate
+from omegaconf import DictConfig, OmegaConf, open_dict
+
+from lit_gans import inference
+from lit_gans.errors import ConfigError
+from lit_gans.metrics import weights
+from lit_gans.metrics.protocols import evaluate_model, flatten
+
+log = logging.getLogger(__name__)
+CONF = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "conf")
+
+
+def config_name_of(target: str) -> str | None:
+    """The ``conf/model/<name>.yaml`` whose ``model._target_`` is ``target`` (for the hint of an error)."""
+    short = target.rsplit(".", 1)[-1]
+    for path in sorted(glob.glob(os.path.join(CONF, "model", "*.yaml"))):
+        model = (OmegaConf.load(path) or {}).get("model") or {}
+        if str(model.get("_target_", "")).rsplit(".", 1)[-1] == short:
+            return os.path.splitext(os.path.basename(path))[0]
+    return None
+
+
+def model_config_from_checkpoint(cfg: DictConfig, ckpt: dict[str, Any]) -> str:
+    """Check that the composed model config is the checkpoint's model and copy the checkpoint's hyper-parameters
+    into it (so that ``${model.img_size}`` etc. in the data config mean the trained model's). Returns the class."""
+    target = inference.model_class_of(ckpt, cfg.model.get("_target_"))
+    composed = str(cfg.model.get("_target_", ""))
+    if composed.rsplit(".", 1)[-1] != target.rsplit(".", 1)[-1]:
+        name = config_name_of(target)
+        raise ConfigError(f"the checkpoint holds {target.rsplit('.', 1)[-1]} but the config composes "
+                          f"{composed.rsplit('.', 1)[-1]}: add model={name or '<its config>'} (as for train.py)")
+    with open_dict(cfg.model):
+        for key, value in ckpt["hyper_parameters"].items():
+            if key in cfg.model and not isinstance(value, dict):
+                cfg.model[key] = value
+    return target
+
+
+def format_table(results: dict[str, Any]) -> str:
+    """One row per ``mode/domain`` (or ``AtoB``), one column per metric."""
+    rows: dict[str, dict[str, float]] = {}
+    for name, value in flatten(results).items():
+        row, metric = name.rsplit("/", 1)
+        rows.setdefault(row, {})[metric] = value
+    metrics = [m for m in ("FID", "KID", "KID_std", "LPIPS") if any(m in r for r in rows.values())]
+    width = max(len(r) for r in rows) + 2
+    lines = ["".ljust(width) + "".join(m.rjust(12) for m in metrics)]
+    for row, values in rows.items():
+        lines.append(row.ljust(width) + "".join(
+            (f"{values[m]:12.4f}" if m != "FID" else f"{values[m]:12.3f}") if m in values else " " * 12 for m in metrics))
+    return "\n".join(lines)
+
+
+def evaluate(cfg: DictConfig) -> dict[str, Any]:
+    """Rebuild the checkpoint's model and data, run its protocol, write ``cfg.output`` (JSON); returns the results."""
+    from tqdm.auto import tqdm
+
+    from lit_gans.train import route_lightning_logs_through_root
+
+    route_lightning_logs_through_root()
+    device = inference.resolve_device(cfg.device)
+    ckpt = inference.read_checkpoint(cfg.ckpt)
+    target = model_config_from_checkpoint(cfg, ckpt)
+    model, _ = inference.load_model(cfg.ckpt, device, fallback_class=target)
+    datamodule = instantiate(cfg.data, _convert_="all")
+    model.check_data(datamodule.data_spec())
+    m = cfg.metrics
+    extractor = weights.inception(int(m.feature), m.inception_weights).to(device)
+    multi = type(model).__name__ in inference.MULTI_DOMAIN
+    lpips = weights.lpips(m.lpips_net, m.lpips_weights).to(device) if multi else None
+    vae = inference.model_vae(model, cfg.vae, cfg.vae_subfolder, device)
+    results = evaluate_model(
+        model, datamodule, extractor, lpips, vae=vae, modes=tuple(m.modes), num_styles=int(m.num_styles),
+        max_sources=m.max_sources, split=m.split, batch_size=int(m.batch_size), seed=int(cfg.seed),
+        kid_subsets=int(m.kid_subsets), kid_subset_size=int(m.kid_subset_size),
+        progress=lambda it: tqdm(it, desc="evaluate", disable=not cfg.progress))
+    report = {"checkpoint": os.path.abspath(str(cfg.ckpt)), "model": target, "metrics": results,
+              "settings": OmegaConf.to_container(m, resolve=True)}
+    os.makedirs(os.path.dirname(os.path.abspath(str(cfg.output))), exist_ok=True)
+    with open(cfg.output, "w") as f:
+        json.dump(report, f, indent=2)
+    print(format_table(results))
+    print(f"written to {cfg.output}")
+    return results
+
+
+@hydra.main(version_base="1.3", config_path="../conf", config_name="evaluate")
+def main(cfg: DictConfig) -> None:
+    from lit_gans.cli import user_errors
+
+    torch.set_grad_enabled(False)
+    with user_errors():
+        evaluate(cfg)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,206 @@
+"""Using a trained checkpoint: rebuilding its model, the VAE that decodes its latents, reading input images,
+and one *adapter* per model family that turns a batch of sources into translations.
+
+Adding a model to ``python -m lit_gans.translate`` / ``python -m lit_gans.evaluate`` takes one adapter, e.g. for a
+model whose ``translate(cond, steps=...)`` samples with a number of steps (Palette)::
+
+    @one_to_one("Palette")
+    def _palette(model, x, options):
+        return model.translate(x, steps=options.get("steps"))
+
+Models without an adapter of their own but with a ``translate(x)`` method use :func:`_default`.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import Tensor
+
+from lit_gans.errors import ConfigError, DataError
+
+log = logging.getLogger(__name__)
+
+# A → B adapters: (model, sources in data space (B, C, H, W), options) -> outputs in data space.
+OneToOne = Callable[[Any, Tensor, Mapping[str, Any]], Tensor]
+ONE_TO_ONE: dict[str, OneToOne] = {}
+MULTI_DOMAIN = ("StarGANv2",)  # translated by style (reference or latent code), see lit_gans.translate
+# Checkpoints written before the class name was saved: recognised by a parameter of their own.
+_KNOWN_BY_KEY = (("mapping_network_ema.", "lit_gans.models.StarGANv2"), ("G_A.", "lit_gans.models.CycleGAN"),
+                 ("G.", "lit_gans.models.CUT"), ("generator.", "lit_gans.models.Pix2Pix"))
+
+
+def one_to_one(class_name: str) -> Callable[[OneToOne], OneToOne]:
+    """Register the A → B adapter of the model class named ``class_name``."""
+
+    def register(fn: OneToOne) -> OneToOne:
+        ONE_TO_ONE[class_name] = fn
+        return fn
+
+    return register
+
+
+def _default(model: Any, x: Tensor, options: Mapping[str, Any]) -> Tensor:
+    return model.translate(x)
+
+
+@one_to_one("CycleGAN")
+def _cyclegan(model: Any, x: Tensor, options: Mapping[str, Any]) -> Tensor:
+    return model.translate(x, options.get("direction") or "AtoB")
+
+
+@one_to_one("Pix2Pix")
+def _pix2pix(model: Any, x: Tensor, options: Mapping[str, Any]) -> Tensor:
+    # Batch-norm on each batch's statistics (the paper's test mode): translate in training-sized batches.
+    return torch.cat([model.translate(chunk) for chunk in x.split(max(1, model.train_batch_size))])
+
+
+def adapter_for(model: Any) -> OneToOne:
+    name = type(model).__name__
+    if name in MULTI_DOMAIN:
+        raise ConfigError(f"{name} translates into a domain by style: pass ref=... or domain=NAME seeds=...")
+    if name in ONE_TO_ONE:
+        return ONE_TO_ONE[name]
+    if not hasattr(model, "translate"):
+        raise ConfigError(f"{name} has no translate() method and no adapter in lit_gans.inference")
+    return _default
+
+
+# ---------------------------------------------------------------------------------------------- checkpoints
+def read_checkpoint(path: str | os.PathLike) -> dict[str, Any]:
+    p = Path(os.path.expanduser(str(path))) if path not in (None, "", "???") else None
+    if p is None:
+        raise ConfigError("no checkpoint given: pass ckpt=PATH (a .ckpt written by train.py under <run>/checkpoints/)")
+    if not p.is_file():
+        raise ConfigError(f"checkpoint {p} does not exist: pass ckpt=PATH of a .ckpt written by train.py "
+                          "(<run>/checkpoints/last.ckpt or epoch_XXXX.ckpt)")
+    try:
+        ckpt = torch.load(p, map_location="cpu", weights_only=False, mmap=True)
+    except Exception as err:  # noqa: BLE001 - any unpickling failure means it is not a checkpoint
+        raise ConfigError(f"{p} is not a readable checkpoint ({type(err).__name__}): pass a .ckpt written by "
+                          "train.py") from None
+    if not isinstance(ckpt, dict) or "state_dict" not in ckpt or "hyper_parameters" not in ckpt:
+        raise ConfigError(f"{p} is not a lit_gans training checkpoint (no state_dict/hyper_parameters)")
+    return ckpt
+
+
+def model_class_of(ckpt: Mapping[str, Any], fallback: str | None = None) -> str:
+    """The model's class path: saved in the checkpoint, else recognised from its parameters, else ``fallback``."""
+    if ckpt.get("model_class"):
+        return str(ckpt["model_class"])
+    keys = list(ckpt["state_dict"])
+    for prefix, target in _KNOWN_BY_KEY:
+        if any(k.startswith(prefix) for k in keys):
+            return target
+    if fallback:
+        return fallback
+    raise ConfigError("the checkpoint does not say which model it holds: pass model=NAME (as for train.py)")
+
+
+def load_model(ckpt_path: str | os.PathLike, device: str | torch.device = "cpu",
+               fallback_class: str | None = None) -> tuple[Any, dict[str, Any]]:
+    """Rebuild the model of a checkpoint from its hyper-parameters and weights, in eval mode on ``device``.
+
+    Returns ``(model, checkpoint)``; ``model.data_spec`` is the data the model was trained on (domain names,
+    sizes, the VAE of latent data)."""
+    from hydra.utils import get_class
+
+    ckpt = read_checkpoint(ckpt_path)
+    cls = get_class(model_class_of(ckpt, fallback_class))
+    model = cls(**ckpt["hyper_parameters"])
+    model.on_load_checkpoint(ckpt)
+    model.load_state_dict(ckpt["state_dict"])
+    return model.to(device).eval().requires_grad_(False), ckpt
+
+
+def resolve_device(device: str | None) -> torch.device:
+    """``auto``: the GPU when there is one."""
+    if device in (None, "auto"):
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(device)
+
+
+# ---------------------------------------------------------------------------------------------- VAE
+def is_latent_model(model: Any) -> bool:
+    return getattr(model, "latent_scale", 1.0) != 1.0 or getattr(model, "net_cfg", {}).get("in_channels") == 4
+
+
+def model_vae(model: Any, path: str | None = None, subfolder: str | None = None,
+              device: str | torch.device = "cpu", key: str = "vae=PATH") -> Any | None:
+    """The SD VAE of a latent model: ``path`` when given, else the model's ``vae`` config, else the VAE named by
+    the latent file it was trained on. ``None`` for pixel models; a :class:`ConfigError` when none is found."""
+    from lit_gans.latents.vae import load_vae
+
+    if not is_latent_model(model):
+        return None
+    cfg = getattr(model, "vae_cfg", None) or {}
+    spec = getattr(model, "data_spec", {}) or {}
+    if path:
+        return load_vae(path, subfolder, device=device)
+    if cfg.get("path"):
+        return load_vae(cfg["path"], cfg.get("subfolder"), device=device)
+    if spec.get("vae"):
+        return load_vae(spec["vae"], spec.get("vae_subfolder"), device=device)
+    raise ConfigError(f"this model works on SD-VAE latents and no VAE is known to decode them: pass {key} (a "
+                      "diffusers AutoencoderKL folder or a hub id in the local cache)")
+
+
+def to_pixels(x: Tensor, vae: Any | None) -> Tensor:
+    """Data-space batch to RGB in [-1, 1]: pixels as they are, latents decoded by ``vae``."""
+    if vae is None:
+        return x.float().clamp(-1, 1)
+    from lit_gans.latents.vae import decode_latents
+
+    return decode_latents(vae, x).to(x.device)
+
+
+# ---------------------------------------------------------------------------------------------- images
+def image_files(path: str | os.PathLike, what: str = "input") -> list[Path]:
+    """One image file, or every file of a folder (recursively); anything that is not a readable image is a
+    :class:`DataError` naming it."""
+    from lit_gans.data.images import check_image
+
+    p = Path(os.path.expanduser(str(path)))
+    if not p.exists():
+        raise DataError(f"{what} {p} does not exist: pass {what}=IMAGE_OR_DIR")
+    files = [p] if p.is_file() else sorted(f for f in p.rglob("*") if f.is_file()
+                                           and not any(part.startswith(".") for part in f.relative_to(p).parts))
+    if not files:
+        raise DataError(f"{what} folder {p} has no files: put the images to translate in it")
+    bad = [(f, why) for f in files if (why := check_image(f, decode=True)) is not None]
+    if bad:
+        raise DataError(f"{what}: {len(bad)} file(s) are not readable images: "
+                        + "; ".join(f"{f} ({why})" for f, why in bad[:5]) + (" ..." if len(bad) > 5 else "")
+                        + (f": remove them from {p}" if p.is_dir() else ""))
+    return files
+
+
+def load_images(files: list[Path], size: int) -> Tensor:
+    """``(N, 3, size, size)`` in [-1, 1], each file resized to a square (as the validation transforms)."""
+    from lit_gans.data.images import read_image
+    from lit_gans.data.transforms import stargan_transform
+
+    tf = stargan_transform(size, train=False)
+    return torch.stack([tf(read_image(f)) for f in files])
+
+
+def pixel_size(model: Any, vae: Any | None) -> int:
+    """Side of the images the model takes (for latent models: its latent size times the VAE's downscale)."""
+    size = int(model.net_cfg["img_size"])
+    if vae is None:
+        return size
+    return size * 2 ** (len(vae.config.block_out_channels) - 1)
+
+
+def encode(x: Tensor, vae: Any | None) -> Tensor:
+    """Images in [-1, 1] to the model's data space (unscaled latents for a latent model)."""
+    if vae is None:
+        return x
+    from lit_gans.latents.vae import encode_images
+
+    return encode_images(vae, x).to(x.device)
