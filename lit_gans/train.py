@@ -70,6 +70,25 @@ def fill_from_data(model_cfg: DictConfig, datamodule: Any) -> DictConfig:
     return out
 
 
+def augment_kwargs(cfg: DictConfig) -> dict[str, Any]:
+    """``{"aug": <plain aug block>}`` for the model when ``aug`` is not ``none`` (models without a
+    discriminator take no ``aug`` argument: asking for one is a one-line error)."""
+    aug = cfg.get("aug")
+    if aug is None or aug.get("kind", "none") == "none":
+        return {}
+    import inspect
+
+    from hydra.utils import get_class
+
+    from lit_gans.errors import ConfigError
+
+    target = cfg.model._target_
+    if "aug" not in inspect.signature(get_class(target).__init__).parameters:
+        raise ConfigError(f"aug={aug.kind} augments what a discriminator sees, and {target.rsplit('.', 1)[-1]} has no "
+                          "discriminator: use aug=none")
+    return {"aug": OmegaConf.to_container(aug, resolve=True)}
+
+
 def build(cfg: DictConfig) -> tuple[L.LightningDataModule, L.LightningModule, L.Trainer]:
     """Instantiate data, model and trainer from a composed config (no training)."""
     route_lightning_logs_through_root()
@@ -81,7 +100,7 @@ def build(cfg: DictConfig) -> tuple[L.LightningDataModule, L.LightningModule, L.
     # Plain containers (_convert_="all"): hyper-parameters saved in checkpoints must load with weights_only.
     datamodule = instantiate(cfg.data, _convert_="all")
     loss = OmegaConf.to_container(cfg.loss, resolve=True)
-    model = instantiate(fill_from_data(cfg.model, datamodule), loss=loss, _convert_="all")
+    model = instantiate(fill_from_data(cfg.model, datamodule), loss=loss, **augment_kwargs(cfg), _convert_="all")
     trainer_cfg = cfg.trainer.copy()
     with open_dict(trainer_cfg):
         trainer_cfg.precision = resolve_precision(trainer_cfg.get("precision", "auto"))
