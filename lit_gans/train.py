@@ -82,8 +82,20 @@ def augment_kwargs(cfg: DictConfig) -> dict[str, Any]:
 
     from lit_gans.errors import ConfigError
 
+    def takes_aug(cls: type) -> bool:
+        """Whether ``cls(aug=...)`` reaches a constructor with an ``aug`` argument (through ``**kwargs``)."""
+        for klass in cls.__mro__:
+            if "__init__" not in vars(klass):
+                continue
+            params = inspect.signature(klass.__init__).parameters
+            if "aug" in params:
+                return True
+            if not any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values()):
+                return False
+        return False
+
     target = cfg.model._target_
-    if "aug" not in inspect.signature(get_class(target).__init__).parameters:
+    if not takes_aug(get_class(target)):
         raise ConfigError(f"aug={aug.kind} augments what a discriminator sees, and {target.rsplit('.', 1)[-1]} has no "
                           "discriminator: use aug=none")
     return {"aug": OmegaConf.to_container(aug, resolve=True)}
