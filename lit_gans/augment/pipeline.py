@@ -67,12 +67,13 @@ class DiscriminatorAugment(nn.Module):
         ops = list(ops) if kind == "ada" else []
         self.latent = bool(latent) or channels % 3 != 0
         if self.latent:
+            images = f"{channels}-channel latents" if latent or channels == 4 else f"{channels}-channel (non-RGB) images"
             bad = [o for o in self.policy if o not in LATENT_POLICIES] + [o for o in ops if o not in LATENT_OPS]
             bad.sort(key=lambda o: o not in COLOR_OPS and o not in COLOR_POLICIES)  # name a colour op first
             if bad:
                 what = "a colour op" if bad[0] in COLOR_OPS or bad[0] in COLOR_POLICIES else "an op"
                 raise ConfigError(
-                    f"aug {bad[0]!r} is {what} that {channels}-channel latents do not allow: use only flips, "
+                    f"aug {bad[0]!r} is {what} that {images} do not allow: use only flips, "
                     f"translation and cutout (aug.ops=[{','.join(LATENT_OPS)}], aug.policy={','.join(LATENT_POLICIES)})")
         unknown = [o for o in ops if o not in ADA_OPS]
         if unknown:
