@@ -89,6 +89,7 @@ def test_debug_fdr_runs_exactly_one_batch_and_writes_no_checkpoint_or_logs(make_
     assert not (tmp_path / "checkpoints").exists() and not (tmp_path / "tensorboard").exists()
 
 
+@pytest.mark.slow  # 9 batches and 3 checkpoints
 def test_debug_limit_runs_three_epochs_of_three_batches(make_cfg, tmp_path):
     _, batches = fit(make_cfg, "debug=limit", "trainer.detect_anomaly=false")  # anomaly mode: 10x slower on CPU
     assert [e for e, _ in batches] == [0, 0, 0, 1, 1, 1, 2, 2, 2]
