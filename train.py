@@ -16,7 +16,12 @@ def main(cfg: DictConfig) -> float | None:
     with user_errors():
         metrics = train(cfg)
     metric = cfg.get("optimized_metric")
-    return metrics.get(metric) if metric else None
+    if not metric:
+        return None
+    if metric not in metrics:
+        raise SystemExit(f"error: optimized_metric={metric} was not logged; logged: {', '.join(sorted(metrics))}")
+    print(f"optimized_metric {metric} = {metrics[metric]:.6g}", flush=True)
+    return metrics[metric]
 
 
 if __name__ == "__main__":

@@ -70,6 +70,37 @@ def fill_from_data(model_cfg: DictConfig, datamodule: Any) -> DictConfig:
     return out
 
 
+def augment_kwargs(cfg: DictConfig) -> dict[str, Any]:
+    """``{"aug": <plain aug block>}`` for the model when ``aug`` is not ``none`` (models without a
+    discriminator take no ``aug`` argument: asking for one is a one-line error)."""
+    aug = cfg.get("aug")
+    if aug is None or aug.get("kind", "none") == "none":
+        return {}
+    import inspect
+
+    from hydra.utils import get_class
+
+    from lit_gans.errors import ConfigError
+
+    def takes_aug(cls: type) -> bool:
+        """Whether ``cls(aug=...)`` reaches a constructor with an ``aug`` argument (through ``**kwargs``)."""
+        for klass in cls.__mro__:
+            if "__init__" not in vars(klass):
+                continue
+            params = inspect.signature(klass.__init__).parameters
+            if "aug" in params:
+                return True
+            if not any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values()):
+                return False
+        return False
+
+    target = cfg.model._target_
+    if not takes_aug(get_class(target)):
+        raise ConfigError(f"aug={aug.kind} augments what a discriminator sees, and {target.rsplit('.', 1)[-1]} has no "
+                          "discriminator: use aug=none")
+    return {"aug": OmegaConf.to_container(aug, resolve=True)}
+
+
 def build(cfg: DictConfig) -> tuple[L.LightningDataModule, L.LightningModule, L.Trainer]:
     """Instantiate data, model and trainer from a composed config (no training)."""
     route_lightning_logs_through_root()
@@ -81,7 +112,7 @@ def build(cfg: DictConfig) -> tuple[L.LightningDataModule, L.LightningModule, L.
     # Plain containers (_convert_="all"): hyper-parameters saved in checkpoints must load with weights_only.
     datamodule = instantiate(cfg.data, _convert_="all")
     loss = OmegaConf.to_container(cfg.loss, resolve=True)
-    model = instantiate(fill_from_data(cfg.model, datamodule), loss=loss, _convert_="all")
+    model = instantiate(fill_from_data(cfg.model, datamodule), loss=loss, **augment_kwargs(cfg), _convert_="all")
     trainer_cfg = cfg.trainer.copy()
     with open_dict(trainer_cfg):
         trainer_cfg.precision = resolve_precision(trainer_cfg.get("precision", "auto"))

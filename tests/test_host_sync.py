@@ -57,13 +57,19 @@ MODELS = {
     "cut": [*TINY_UNPAIRED, "model.sem_mask=true"],
     "pix2pix": ["model.ngf=8", "model.ndf=8", "data.img_size=32", "data.size=8", "loss.subspec=extended"],
     "fastcut": [*TINY_UNPAIRED, "data.img_size=64", "model.discriminators=[basic,multiscale]"],
+    # discriminator augmentation: <model>+<variant>
+    "stargan+ada": ["aug=ada", "aug.p=0.5", "aug.interval=1", "loss.r1_interval=2"],
+    "stargan+apa": ["aug=apa", "aug.p=0.5", "aug.interval=1", "aug.policy=[color,translation,cutout]"],
+    "cut+diffaugment": [*TINY_UNPAIRED, "aug=diffaugment"],
+    "cyclegan+ada": [*TINY_UNPAIRED, "aug=ada", "aug.p=0.5", "aug.ops=[xflip,xint,scale,rotate,hue,cutout]"],
+    "pix2pix+ada": ["model.ngf=8", "model.ndf=8", "data.img_size=32", "data.size=8", "aug=ada", "aug.p=0.5"],
 }
 
 
 @pytest.mark.parametrize("model_name", list(MODELS))
 def test_training_step_has_no_host_sync(make_cfg, model_name):
     tiny = model_name.startswith("stargan")
-    cfg = make_cfg(f"model={model_name}", *MODELS[model_name], "trainer.max_epochs=1", "trainer.limit_train_batches=3",
+    cfg = make_cfg(f"model={model_name.split('+')[0]}", *MODELS[model_name], "trainer.max_epochs=1", "trainer.limit_train_batches=3",
                    "logger=[]", tiny=tiny)
     counts = _run_counting_steps(*build(cfg))
     assert len(counts) == 3 and counts == [[], [], []]

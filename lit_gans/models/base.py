@@ -13,6 +13,7 @@ import lightning as L
 import torch
 from torch import Tensor
 
+from lit_gans.augment import DiscriminatorAugment, build_augment
 from lit_gans.errors import ConfigError
 from lit_gans.losses.specs import build_objective
 from lit_gans.models.ema import ema_copy, ema_update
@@ -76,10 +77,13 @@ class GANModule(L.LightningModule):
         ema_warmup: use ``min(ema_beta, (1 + n) / (10 + n))`` after ``n`` updates, so the average follows
             the early, fast-changing weights instead of staying near the initialisation for ~1/(1-beta)
             steps; it reaches ``ema_beta`` after ``9 * beta / (1 - beta)`` updates (9k for 0.999).
+        aug: the ``aug`` config block (discriminator augmentation); the model builds the pipeline with
+            :meth:`build_discriminator_augment` once it knows what its discriminators see.
     """
 
     def __init__(self, loss: Mapping[str, Any], latent_scale: float = 1.0, channels_last: bool | str = "auto",
-                 compile: bool = False, ema_beta: float = 0.999, ema_warmup: bool = True):
+                 compile: bool = False, ema_beta: float = 0.999, ema_warmup: bool = True,
+                 aug: Mapping[str, Any] | None = None):
         super().__init__()
         self.automatic_optimization = False
         self.loss_cfg = dict(_plain(loss))
@@ -92,6 +96,8 @@ class GANModule(L.LightningModule):
         self.ema_warmup = bool(ema_warmup)
         self.ema_updates = 0
         self._ema_names: list[str] = []
+        self.aug_cfg = dict(_plain(aug) or {})
+        self.augment: DiscriminatorAugment | None = None
 
     # ------------------------------------------------------------------ spaces
     @property
@@ -135,6 +141,30 @@ class GANModule(L.LightningModule):
         if strategy is not None and self.trainer.world_size > 1:
             average_gradients(optimizer)
         optimizer.step()
+
+    # ------------------------------------------------------------------ discriminator augmentation
+    def build_discriminator_augment(self, channels: int) -> None:
+        """Build ``self.augment`` from the ``aug`` block for discriminators that see ``channels`` channels
+        (latents when ``latent_scale != 1``). LSGAN's discriminator aims at 1 for real and 0 for fake, so
+        its "real" side of the overfitting heuristic is ``D(x) > 0.5``; the other modes' is ``D(x) > 0``."""
+        midpoint = 0.5 if self.loss_cfg.get("adversarial") == "lsgan" else 0.0
+        self.augment = build_augment(self.aug_cfg, channels, latent=self.latent_scale != 1.0,
+                                     logit_midpoint=midpoint)
+
+    def augment_d(self, x: Tensor) -> Tensor:
+        """What a discriminator is shown of ``x`` (real, fake or R1's real): ``x`` itself without
+        augmentation, else its differentiable augmentation."""
+        return x if self.augment is None else self.augment(x)
+
+    def shown_as_real(self, real: Tensor, fake: Tensor) -> Tensor:
+        """The batch shown to the discriminator as real: ``real``, or with ``aug=apa`` some samples replaced
+        by the (detached) ``fake`` of the same shape."""
+        return real if self.augment is None else self.augment.pseudo_real(real, fake)
+
+    def observe_real_logits(self, logits: Tensor | list[Tensor]) -> None:
+        """Feed the adaptive augmentation's overfitting statistics (device tensors: no host sync)."""
+        if self.augment is not None:
+            self.augment.observe(logits)
 
     # ------------------------------------------------------------------ EMA
     def add_ema(self, name: str) -> None:

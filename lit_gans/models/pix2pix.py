@@ -78,6 +78,8 @@ class Pix2Pix(GANModule):
         loss: the ``loss`` config block (spec ``pix2pix``).
         latent_scale: 0.18215 for unscaled SD-VAE latents, 1.0 for pixels.
         vae: optional ``{"path": ..., "subfolder": ...}`` of an SD VAE to decode latents for viewing.
+        aug: the ``aug`` config block: augmentation of the (source, image) pairs the discriminator sees, one
+            transform per pair so that source and image stay aligned (``None``: none).
     """
 
     def __init__(self, img_size: int = 256, in_channels: int = 3, out_channels: int | None = None,
@@ -86,10 +88,10 @@ class Pix2Pix(GANModule):
                  n_epochs: int | None = None, n_epochs_decay: int | None = None,
                  optim: Mapping[str, Any] | None = None, loss: Mapping[str, Any] | None = None,
                  latent_scale: float | None = 1.0, channels_last: bool | str = "auto", compile: bool = False,
-                 vae: Mapping[str, Any] | None = None):
+                 vae: Mapping[str, Any] | None = None, aug: Mapping[str, Any] | None = None):
         loss = _plain(loss) or {"spec": "pix2pix", "totals": {"G": "G_tot", "D": "D_tot"}}
         latent_scale = 1.0 if latent_scale is None else latent_scale
-        super().__init__(loss=loss, latent_scale=latent_scale, channels_last=channels_last, compile=compile)
+        super().__init__(loss=loss, latent_scale=latent_scale, channels_last=channels_last, compile=compile, aug=aug)
         out_channels = in_channels if out_channels is None else out_channels
         num_downs = self.levels_for(img_size, num_downs)
         if output_activation == "auto":
@@ -107,6 +109,7 @@ class Pix2Pix(GANModule):
         self.save_hyperparameters(logger=False)
         self.generator = UnetGenerator(in_channels, out_channels, num_downs, ngf, norm, dropout, output_activation)
         self.discriminator = PatchDiscriminator(in_channels + out_channels, ndf, n_layers_d, norm)
+        self.build_discriminator_augment(in_channels + out_channels)
         self.train_batch_size = 1  # the grid translates in batches of this size (batch-norm statistics)
 
     @staticmethod
@@ -162,12 +165,15 @@ class Pix2Pix(GANModule):
         self.train_batch_size = real_a.shape[0]
         fake_b = self.generator(real_a)  # once: G does not change during the D update
 
-        # 1) Discriminator: (A, B) is real, (A, G(A)) is fake.
+        # 1) Discriminator: (A, B) is real, (A, G(A)) is fake. Each pair goes through augment_d as one
+        # image (the identity with aug=none), so source and image get the same transform.
+        aug = self.augment_d
         halves = [n for n in ("D_real", "D_fake") if obj.active(n)]
         if halves:  # none when the discriminator is switched off (L1-only regression)
             with self.toggled_optimizer(opt_d):
-                pairs = {"D_real": torch.cat([real_a, real_b], dim=1),
-                         "D_fake": torch.cat([real_a, fake_b.detach()], dim=1)}
+                fake_pair = torch.cat([real_a, fake_b.detach()], dim=1)
+                pairs = {"D_real": aug(self.shown_as_real(torch.cat([real_a, real_b], dim=1), fake_pair)),
+                         "D_fake": aug(fake_pair)}
                 if self.net_cfg["norm"] == "batch" or len(halves) == 1:
                     # Separate passes, as the original: one batch-norm batch of reals and fakes would change
                     # the statistics each half is normalised with.
@@ -176,12 +182,14 @@ class Pix2Pix(GANModule):
                     logits = self.discriminator(torch.cat([pairs[n] for n in halves])).chunk(len(halves))
                 for name, out in zip(halves, logits, strict=True):
                     obj.compute(name, out)
+                    if name == "D_real":
+                        self.observe_real_logits(out)
                 self.update(opt_d, obj.total("D"))
 
         # 2) Generator: fool the updated discriminator and stay close to the target.
         with self.toggled_optimizer(opt_g):
             if obj.active("G_GAN"):
-                obj.compute("G_GAN", self.discriminator(torch.cat([real_a, fake_b], dim=1)))
+                obj.compute("G_GAN", self.discriminator(aug(torch.cat([real_a, fake_b], dim=1))))
             for name in PAIR_TERMS:
                 if obj.active(name):
                     obj.compute(name, fake_b, real_b)

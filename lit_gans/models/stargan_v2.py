@@ -46,6 +46,7 @@ class StarGANv2(GANModule):
         ema_beta: decay of the moving averages of G, E, F used for sampling (see ``GANModule``).
         ema_warmup: ramp the EMA decay up from 0.1 to ``ema_beta`` (see ``GANModule``).
         vae: optional ``{"path": ..., "subfolder": ...}`` of an SD VAE used to decode latents for viewing.
+        aug: the ``aug`` config block: augmentation of everything the discriminator sees (``None``: none).
     """
 
     def __init__(self, img_size: int = 256, in_channels: int = 3, num_domains: int = 2, dim: int | None = None,
@@ -53,10 +54,10 @@ class StarGANv2(GANModule):
                  n_down: int | None = None, optim: Mapping[str, Any] | None = None,
                  loss: Mapping[str, Any] | None = None, latent_scale: float = 1.0, ema_beta: float = 0.999,
                  ema_warmup: bool = True, channels_last: bool | str = "auto", compile: bool = False,
-                 vae: Mapping[str, Any] | None = None):
+                 vae: Mapping[str, Any] | None = None, aug: Mapping[str, Any] | None = None):
         loss = _plain(loss) or {"spec": "stargan_v2", "totals": {"D": "d_loss", "G": "g_loss"}}
         super().__init__(loss=loss, latent_scale=latent_scale, channels_last=channels_last, compile=compile,
-                         ema_beta=ema_beta, ema_warmup=ema_warmup)
+                         ema_beta=ema_beta, ema_warmup=ema_warmup, aug=aug)
         if num_domains is None:
             raise ValueError("num_domains must be set (train.py fills it from the data when the config says null)")
         self.net_cfg = {"img_size": img_size, "in_channels": in_channels, "num_domains": num_domains, "dim": dim,
@@ -74,6 +75,7 @@ class StarGANv2(GANModule):
         self.discriminator = Discriminator(**trunk, num_domains=n["num_domains"])
         for name in ("generator", "mapping_network", "style_encoder"):
             self.add_ema(name)
+        self.build_discriminator_augment(in_channels)
 
     # ------------------------------------------------------------------ configuration
     def expected_data(self) -> dict[str, Any]:
@@ -121,18 +123,24 @@ class StarGANv2(GANModule):
         fakes = fakes_all[: 2 * b]  # [ref path; latent path]
         y2 = y_trg.repeat(2)
 
-        # 1) Discriminator: real references vs. the fakes of both paths (+ R1 on R1 steps).
+        # 1) Discriminator: real references vs. the fakes of both paths (+ R1 on R1 steps). Everything it
+        # sees goes through augment_d (the identity with aug=none); with aug=apa some references are replaced
+        # by reference-guided fakes of the same domain.
+        aug = self.augment_d
         with self.toggled_optimizer(opt_d):
+            x_real = self.shown_as_real(x_ref, fakes[:b])
             if obj.active("r1"):
-                # R1 in float32 with autocast off; on these steps the same fp32 pass gives the real logits.
-                x_real = x_ref.detach().float().requires_grad_(True)
+                # R1 in float32 with autocast off, w.r.t. the un-augmented reals (augmented inside the graph,
+                # as StyleGAN2-ADA); on these steps the same fp32 pass gives the real logits.
+                x_real = x_real.detach().float().requires_grad_(True)
                 with torch.autocast(self.device.type, enabled=False):
-                    real_logits = eager(self.discriminator)(x_real, y_trg)
+                    real_logits = eager(self.discriminator)(aug(x_real), y_trg)
                     obj.compute("r1", real_logits, x_real)
-                fake_logits = self.discriminator(fakes.detach(), y2)
+                fake_logits = self.discriminator(aug(fakes.detach()), y2)
             else:
-                logits = self.discriminator(torch.cat([x_ref, fakes.detach()]), y_trg.repeat(3))
+                logits = self.discriminator(aug(torch.cat([x_real, fakes.detach()])), y_trg.repeat(3))
                 real_logits, fake_logits = logits[:b], logits[b:]
+            self.observe_real_logits(real_logits)
             adv_d = obj.fn("d_adv")
             fake_ref_logits, fake_lat_logits = fake_logits.chunk(2)
             obj.add("d_adv", 0.5 * (adv_d(real_logits, fake_ref_logits) + adv_d(real_logits, fake_lat_logits)))
@@ -140,7 +148,7 @@ class StarGANv2(GANModule):
 
         # 2) Generator, style encoder and mapping network.
         with self.toggled_optimizer(opt_g):
-            logits_ref, logits_lat = self.discriminator(fakes, y2).chunk(2)
+            logits_ref, logits_lat = self.discriminator(aug(fakes), y2).chunk(2)
             obj.compute("g_adv", logits_ref)
             obj.compute("g_adv", logits_lat)
             # One style-encoder pass: the fakes' styles (style reconstruction) and the source's (cycle).

@@ -55,6 +55,7 @@ class UnpairedGAN(GANModule):
         loss: the ``loss`` config block.
         latent_scale: data multiplier (``None``: 1, or the latent file's VAE scaling factor through Hydra).
         vae: optional ``{"path": ..., "subfolder": ...}`` of an SD VAE to decode latents for the grids.
+        aug: the ``aug`` config block: augmentation of everything the discriminators see (``None``: none).
     """
 
     spec_name = ""
@@ -67,12 +68,13 @@ class UnpairedGAN(GANModule):
                  norm_D: str = "instance", num_scales: int = 2, pool_size: int = 0, sem_mask: bool = False,
                  num_classes: int | None = None, f_s_width: int = 32, optim: Mapping[str, Any] | None = None,
                  loss: Mapping[str, Any] | None = None, latent_scale: float | None = None,
-                 channels_last: bool | str = "auto", compile: bool = False, vae: Mapping[str, Any] | None = None):
+                 channels_last: bool | str = "auto", compile: bool = False, vae: Mapping[str, Any] | None = None,
+                 aug: Mapping[str, Any] | None = None):
         discriminators = list(_plain(discriminators))
         loss = {"spec": self.spec_name, "totals": {"G": "G_tot", "D": "D_tot"}, **(_plain(loss) or {}),
                 "discriminators": discriminators, "sem_mask": bool(sem_mask)}
         latent_scale = 1.0 if latent_scale is None else float(latent_scale)
-        super().__init__(loss=loss, latent_scale=latent_scale, channels_last=channels_last, compile=compile)
+        super().__init__(loss=loss, latent_scale=latent_scale, channels_last=channels_last, compile=compile, aug=aug)
         if img_size is None:
             raise ValueError("img_size must be set (train.py fills it from the data when the config says null)")
         if out_activation == "auto":
@@ -93,6 +95,7 @@ class UnpairedGAN(GANModule):
         for dom in self.gan_domains:
             setattr(self, f"D_{dom}", nn.ModuleDict({n: build_discriminator(n, **d_kw) for n in discriminators}))
             setattr(self, f"pool_{dom}", ImagePool(pool_size, (in_channels, img_size, img_size)))
+        self.build_discriminator_augment(in_channels)  # one pipeline (and one p) for every discriminator
         # Without a number of classes (the data has no masks) f_s is not built and setup() names the problem.
         self.f_s = UNetSegmenter(in_channels, num_classes, f_s_width) if self.sem_mask and num_classes else None
         if self.sem_mask:
@@ -163,20 +166,25 @@ class UnpairedGAN(GANModule):
         return any(tag in term.tags and self.objective.active(name) for name, term in self.objective.terms.items())
 
     def generator_adversarial(self, domain: str, fake: Tensor) -> None:
-        """``G_GAN_D_<domain>_<name>`` for every discriminator of ``domain`` (skipped at weight 0)."""
-        for name, d in self.discriminators_of(domain).items():
-            term = f"G_GAN_D_{domain}_{name}"
-            if self.objective.active(term):
-                self.objective.compute(term, d(fake))
+        """``G_GAN_D_<domain>_<name>`` for every discriminator of ``domain`` (skipped at weight 0), on the
+        fakes as the discriminators see them (augmented when ``aug`` is set; G learns through it)."""
+        active = [(f"G_GAN_D_{domain}_{name}", d) for name, d in self.discriminators_of(domain).items()
+                  if self.objective.active(f"G_GAN_D_{domain}_{name}")]
+        shown = self.augment_d(fake) if active else fake
+        for term, d in active:
+            self.objective.compute(term, d(shown))
 
     def discriminator_adversarial(self, domain: str, real: Tensor, fake: Tensor) -> None:
-        """``D_GAN_D_<domain>_<name>`` on real images and (detached, pooled) fakes, one batched pass each."""
+        """``D_GAN_D_<domain>_<name>`` on real images and (detached, pooled) fakes, one batched pass each,
+        both augmented alike when ``aug`` is set (with ``aug=apa`` some reals are replaced by the fakes)."""
         b = real.shape[0]
-        both = torch.cat([real, fake.detach()])
+        fake = fake.detach()
+        both = self.augment_d(torch.cat([self.shown_as_real(real, fake), fake]))
         for name, d in self.discriminators_of(domain).items():
             term = f"D_GAN_D_{domain}_{name}"
             if self.objective.active(term):
                 logits = d(both)
+                self.observe_real_logits([x[:b] for x in logits])
                 self.objective.compute(term, [x[:b] for x in logits], [x[b:] for x in logits])
 
     def f_s_gate(self) -> Tensor | float:
