@@ -1,4 +1,4 @@
-"""Callbacks: schedules (diversity decay, lazy R1), per-tag loss logging, sample grids, validation metrics, adaptive augmentation."""
+"""Callbacks: schedules (diversity decay, lazy R1, ADA), loss logging, sample grids, validation metrics."""
 
 from lit_gans.callbacks.augment import AdaptiveAugmentation
 from lit_gans.callbacks.guards import NonFiniteGuard
