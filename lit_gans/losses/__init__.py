@@ -13,6 +13,7 @@ from lit_gans.losses.adversarial import (
     g_nonsat_loss,
     g_vanilla_loss,
 )
+from lit_gans.losses.diffusion_spec import NOISE_LOSSES, noise_l1, noise_l2
 from lit_gans.losses.objective import LossTerm, Objective
 from lit_gans.losses.reconstruction import (
     cycle_consistency_loss,
@@ -27,6 +28,7 @@ __all__ = [
     "ADVERSARIAL_LOSSES",
     "AdversarialLoss",
     "LossTerm",
+    "NOISE_LOSSES",
     "Objective",
     "SPECS",
     "adversarial_loss",
@@ -42,6 +44,8 @@ __all__ = [
     "g_nonsat_loss",
     "g_vanilla_loss",
     "identity_loss",
+    "noise_l1",
+    "noise_l2",
     "r1_penalty",
     "register_spec",
     "style_reconstruction_loss",
