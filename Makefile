@@ -11,7 +11,7 @@ PIP_INSTALL := $(PY) -m pip install --disable-pip-version-check -c constraints.t
 ARGS ?=
 PYTEST_ARGS ?=
 
-.PHONY: install train test test-fast tensorboard lint format clean
+.PHONY: install train test test-fast test-perf tensorboard lint format clean
 
 install: $(STAMP)
 
@@ -30,7 +30,11 @@ test: $(STAMP)
 
 ## The suite without tests marked slow
 test-fast: $(STAMP)
-	$(PY) -m pytest -m "not slow" $(PYTEST_ARGS)
+	$(PY) -m pytest -m "not slow and not perf" $(PYTEST_ARGS)
+
+## Timed throughput checks (data loaders), on this machine
+test-perf: $(STAMP)
+	$(PY) -m pytest -m perf $(PYTEST_ARGS)
 
 ## TensorBoard over every run (outputs/ and multirun/)
 tensorboard: $(STAMP)

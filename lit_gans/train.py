@@ -54,13 +54,13 @@ def drop_disabled(callbacks: list[Any], trainer_cfg: DictConfig) -> list[Any]:
 
 # Model keys that may be null in config, meaning "as the data is", and the data_spec() key they come from.
 FROM_DATA = {"num_domains": "num_domains", "in_channels": "channels", "img_size": "img_size",
-             "latent_scale": "scaling_factor"}
+             "latent_scale": "scaling_factor", "num_classes": "num_classes"}
 
 
 def fill_from_data(model_cfg: DictConfig, datamodule: Any) -> DictConfig:
-    """Copy of the model config with its null ``num_domains``/``in_channels``/``img_size``/``latent_scale``
-    taken from the data (the number of domain folders, a latent file's VAE scaling factor). Explicit values
-    stay and are checked against the data at setup."""
+    """Copy of the model config with its null ``num_domains``/``in_channels``/``img_size``/``latent_scale``/
+    ``num_classes`` taken from the data (the number of domain folders, a latent file's VAE scaling factor, the
+    classes of the masks). Explicit values stay and are checked against the data at setup."""
     out = model_cfg.copy()
     spec = datamodule.data_spec() if hasattr(datamodule, "data_spec") else {}
     with open_dict(out):

@@ -31,7 +31,7 @@ def test_diversity_decay_sets_lambda_ds_per_epoch():
     m, cb = _Module(), DiversityDecay(decay_epochs=4)
     got = []
     for epoch in range(6):  # Lightning's current_epoch counts from 0
-        cb.on_train_epoch_start(_Trainer(epoch), m)
+        cb.on_train_batch_start(_Trainer(epoch), m, None, 0)
         got.append(m.objective.weight("ds"))
     assert got == pytest.approx([2.0, 1.5, 1.0, 0.5, 0.0, 0.0])
     assert not m.objective.active("ds")

@@ -22,6 +22,8 @@ def log_step_and_epoch(pl_module: L.LightningModule, name: str, value: Tensor | 
     the seed's curves are made. Under DDP only the epoch value is reduced across processes, once per epoch;
     step values stay local so that no step waits for a collective.
     """
+    if pl_module._trainer is None:  # a step run outside a Trainer (the benchmark's plain loop)
+        return
     pl_module.log(f"{name}_step", value, on_step=True, on_epoch=False, batch_size=1)
     pl_module.log(f"{name}_epoch", value, on_step=False, on_epoch=True, batch_size=1,
                   sync_dist=pl_module.trainer.world_size > 1)
@@ -38,6 +40,11 @@ class LossLogger(Callback):
 
     def __init__(self, history_file: str | None = HISTORY_FILE):
         self.history_file = history_file
+        self._trainer: L.Trainer | None = None
+        self._restore: dict[str, Any] | None = None
+
+    def setup(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
+        self._trainer = trainer
 
     def on_train_batch_end(self, trainer: L.Trainer, pl_module: L.LightningModule, outputs: Any, batch: Any,
                            batch_idx: int) -> None:
@@ -46,6 +53,39 @@ class LossLogger(Callback):
             return
         for name, value in objective.scalars().items():
             log_step_and_epoch(pl_module, name, value)
+        if self._restore is not None:
+            self._restore_epoch_sums(trainer)
+
+    # Lightning does not checkpoint its running epoch means. A run resumed mid-epoch would average only the
+    # batches after the resume, so the sums and counts so far are saved here and added back once the
+    # resumed epoch's accumulators exist (after its first logged batch). Under DDP they are rank 0's.
+    def _accumulators(self, trainer: L.Trainer) -> dict[str, Any]:
+        try:
+            results = trainer.fit_loop.epoch_loop._results
+            return {k: m for k, m in results.items() if k.endswith("_epoch") and m.meta.on_epoch}
+        except AttributeError:  # a Lightning version without these internals: epoch means restart on resume
+            return {}
+
+    def state_dict(self) -> dict[str, Any]:
+        trainer = self._trainer
+        if trainer is None:
+            return {}
+        sums = {k: [float(m.value), int(m.cumulated_batch_size)] for k, m in self._accumulators(trainer).items()}
+        return {"epoch": trainer.current_epoch, "sums": sums}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self._restore = state if state.get("sums") else None
+
+    def _restore_epoch_sums(self, trainer: L.Trainer) -> None:
+        state, self._restore = self._restore, None
+        if state["epoch"] != trainer.current_epoch or trainer.fit_loop.epoch_loop.batch_progress.current.processed <= 1:
+            return  # saved at an epoch's end: the new epoch starts from zero
+        accumulators = self._accumulators(trainer)
+        for key, (total, count) in state["sums"].items():
+            metric = accumulators.get(key)
+            if metric is not None:
+                metric.value = metric.value + total
+                metric.cumulated_batch_size = metric.cumulated_batch_size + count
 
     def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         if not self.history_file or not trainer.is_global_zero:

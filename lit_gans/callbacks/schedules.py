@@ -33,7 +33,8 @@ class DiversityDecay(Callback):
         self.term = term
         self.log_name = log_name
 
-    def on_train_epoch_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+    def on_train_batch_start(self, trainer: L.Trainer, pl_module: L.LightningModule, batch: Any, batch_idx: int) -> None:
+        # Set every batch, not at epoch start: a run resumed mid-epoch gets no on_train_epoch_start.
         objective = getattr(pl_module, "objective", None)
         if objective is not None and self.term in objective.terms:
             objective.set_gain(self.term, diversity_factor(trainer.current_epoch + 1, self.decay_epochs))

@@ -9,6 +9,7 @@ import lightning as L
 import torch
 from torch.utils.data import DataLoader, Dataset, default_collate
 
+from lit_gans.data.loader import ResumableDataLoader
 from lit_gans.data.sampling import EpochSampler
 from lit_gans.errors import DataError
 
@@ -63,7 +64,7 @@ class BaseDataModule(L.LightningDataModule):
             )
         labels = self.sampler_labels()
         sampler = EpochSampler(len(self.train_set), labels, balanced=labels is not None, seed=self.seed)
-        return DataLoader(
+        return ResumableDataLoader(
             self.train_set,
             batch_size=self.batch_size,
             sampler=sampler,
@@ -71,7 +72,17 @@ class BaseDataModule(L.LightningDataModule):
             num_workers=self.num_workers,
             pin_memory=self.pin_memory,
             persistent_workers=self.num_workers > 0,
+            position=self._training_position,
+            seed=self.seed,
         )
+
+    def _training_position(self) -> tuple[int, int]:
+        """``(epoch, batches of it trained)`` from the trainer's progress counters (0, 0 without one)."""
+        trainer = self.trainer
+        if trainer is None:
+            return 0, 0
+        loop = trainer.fit_loop
+        return loop.epoch_progress.current.processed, loop.epoch_loop.batch_progress.current.processed
 
     def sample_batch(self, n: int) -> dict[str, torch.Tensor]:
         """A fixed batch of ``n`` items (validation split when there is one), spread evenly over the set."""

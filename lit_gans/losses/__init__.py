@@ -1,5 +1,7 @@
 """Loss callables shared by every model (pure functions and small modules; no Lightning)."""
 
+from lit_gans.losses import pix2pix_spec  # noqa: F401  (registers loss.spec: pix2pix)
+from lit_gans.losses import unpaired_spec  # noqa: F401  (registers the cyclegan and cut specs)
 from lit_gans.losses.adversarial import (
     ADVERSARIAL_LOSSES,
     AdversarialLoss,
@@ -13,8 +15,10 @@ from lit_gans.losses.adversarial import (
     g_nonsat_loss,
     g_vanilla_loss,
 )
+from lit_gans.losses.contrastive import multilayer_patch_nce, patch_nce_loss
 from lit_gans.losses.diffusion_spec import NOISE_LOSSES, noise_l1, noise_l2
 from lit_gans.losses.objective import LossTerm, Objective
+from lit_gans.losses.perceptual import VGGPerceptualLoss
 from lit_gans.losses.reconstruction import (
     cycle_consistency_loss,
     diversity_sensitive_loss,
@@ -22,7 +26,9 @@ from lit_gans.losses.reconstruction import (
     style_reconstruction_loss,
 )
 from lit_gans.losses.regularizers import r1_penalty
+from lit_gans.losses.semantic import out_mask_loss, semantic_mask_loss
 from lit_gans.losses.specs import SPECS, build_objective, register_spec
+from lit_gans.losses.structure import laplacian, laplacian_loss, pixel_loss, sobel_loss, sobel_magnitude
 
 __all__ = [
     "ADVERSARIAL_LOSSES",
@@ -31,6 +37,7 @@ __all__ = [
     "NOISE_LOSSES",
     "Objective",
     "SPECS",
+    "VGGPerceptualLoss",
     "adversarial_loss",
     "build_objective",
     "cycle_consistency_loss",
@@ -44,9 +51,18 @@ __all__ = [
     "g_nonsat_loss",
     "g_vanilla_loss",
     "identity_loss",
+    "laplacian",
+    "laplacian_loss",
+    "multilayer_patch_nce",
     "noise_l1",
     "noise_l2",
+    "out_mask_loss",
+    "patch_nce_loss",
+    "pixel_loss",
     "r1_penalty",
     "register_spec",
+    "semantic_mask_loss",
+    "sobel_loss",
+    "sobel_magnitude",
     "style_reconstruction_loss",
 ]

@@ -191,6 +191,16 @@ class Objective:
             out[f"{group}/{name}"] = zero if value is None else value.detach()
         return out
 
+    # ------------------------------------------------------------------ copying
+    def __getstate__(self) -> dict[str, Any]:
+        """Copies and pickles leave out the current step's values (they hold autograd graphs)."""
+        state = self.__dict__.copy()
+        state["_values"], state["_total_values"] = {}, {}
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+
     # ------------------------------------------------------------------ helpers
     def _zero_like(self) -> Tensor:
         ref = next(iter(self._values.values()), None)

@@ -4,6 +4,7 @@ data fits the networks, and the hooks the callbacks use (``objective``, ``visual
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from collections.abc import Mapping
 from typing import Any
@@ -17,6 +18,31 @@ from lit_gans.losses.specs import build_objective
 from lit_gans.models.ema import ema_copy, ema_update
 
 log = logging.getLogger(__name__)
+BUCKET_BYTES = 64 << 20
+
+
+@torch.no_grad()
+def average_gradients(optimizer: Any) -> None:
+    """All-reduce (mean over processes) the gradients of an optimizer's parameters, in flat buckets of
+    at most 64 MiB per dtype (a few collectives instead of one per tensor)."""
+    import torch.distributed as dist
+    from torch._utils import _flatten_dense_tensors, _unflatten_dense_tensors
+
+    opt = getattr(optimizer, "optimizer", optimizer)
+    grads = [p.grad for g in opt.param_groups for p in g["params"] if p.grad is not None]
+    world = dist.get_world_size()
+    buckets: dict[torch.dtype, list[list[Tensor]]] = {}
+    for grad in grads:
+        per_dtype = buckets.setdefault(grad.dtype, [[]])
+        if per_dtype[-1] and sum(t.numel() for t in per_dtype[-1]) * grad.element_size() >= BUCKET_BYTES:
+            per_dtype.append([])
+        per_dtype[-1].append(grad)
+    for per_dtype in buckets.values():
+        for bucket in per_dtype:
+            flat = _flatten_dense_tensors(bucket)
+            dist.all_reduce(flat)
+            flat.div_(world)
+            torch._foreach_copy_(bucket, _unflatten_dense_tensors(flat, bucket))
 
 
 def _plain(cfg: Any) -> Any:
@@ -29,6 +55,12 @@ def _plain(cfg: Any) -> Any:
     except ImportError:  # pragma: no cover - omegaconf is a dependency
         pass
     return cfg
+
+
+def eager(module: torch.nn.Module) -> Any:
+    """A module's uncompiled call when ``model.compile=true`` compiled it in place: torch.compile does not
+    support double backward, which R1 (the gradient of a gradient) needs."""
+    return module._call_impl if getattr(module, "_compiled_call_impl", None) is not None else module
 
 
 class GANModule(L.LightningModule):
@@ -78,6 +110,31 @@ class GANModule(L.LightningModule):
 
     def to_data_space(self, x: Tensor) -> Tensor:
         return x / self.latent_scale if self.latent_scale != 1.0 else x
+
+    # ------------------------------------------------------------------ optimisers
+    def use_fused_optimizer(self, setting: bool | None = None) -> bool:
+        """``None``: fused Adam/AdamW kernels on CUDA and CPU. Besides speed, the fused kernels keep the
+        step count on the device; the unfused ones read it on the host once per parameter and step."""
+        return self.device.type in ("cuda", "cpu") if setting is None else bool(setting)
+
+    # ------------------------------------------------------------------ updates
+    def update(self, optimizer: Any, loss: Tensor) -> None:
+        """One network's update: zero its gradients, back-propagate ``loss``, average exactly this
+        optimizer's gradients over processes, step.
+
+        Under DDP the backward runs without DDP's gradient hooks: a GAN step has several backward passes
+        (and R1's double backward) over one forward of the module, each reaching only some networks. Hooks
+        would all-reduce every bucket on every backward (the frozen discriminator's zero gradients during the
+        generator update included) and need unused-parameter search; averaging only the stepped optimizer's
+        gradients sends just what is needed."""
+        optimizer.zero_grad(set_to_none=True)
+        strategy = self.trainer.strategy if self._trainer is not None else None
+        no_sync = getattr(strategy, "block_backward_sync", None)
+        with no_sync() if no_sync is not None else contextlib.nullcontext():
+            self.manual_backward(loss)
+        if strategy is not None and self.trainer.world_size > 1:
+            average_gradients(optimizer)
+        optimizer.step()
 
     # ------------------------------------------------------------------ EMA
     def add_ema(self, name: str) -> None:

@@ -19,7 +19,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from lit_gans.models.base import GANModule, _plain
+from lit_gans.models.base import GANModule, _plain, eager
 from lit_gans.nets.stargan_v2 import Discriminator, Generator, MappingNetwork, StyleEncoder
 
 OPTIM_DEFAULTS: dict[str, Any] = {
@@ -27,7 +27,7 @@ OPTIM_DEFAULTS: dict[str, Any] = {
     "f_lr": 1e-6,
     "betas": (0.0, 0.99),
     "weight_decay": 1e-4,
-    "fused": None,  # None: fused kernels on CUDA
+    "fused": None,  # None: fused kernels on CUDA and CPU
 }
 
 
@@ -85,10 +85,8 @@ class StarGANv2(GANModule):
 
     def configure_optimizers(self):
         o = self.optim_cfg
-        fused = (self.device.type == "cuda") if o["fused"] is None else bool(o["fused"])
-        kw = {"lr": o["lr"], "betas": tuple(o["betas"]), "weight_decay": o["weight_decay"]}
-        if fused:
-            kw["fused"] = True
+        kw = {"lr": o["lr"], "betas": tuple(o["betas"]), "weight_decay": o["weight_decay"],
+              "fused": self.use_fused_optimizer(o["fused"])}
         opt_d = torch.optim.Adam(self.discriminator.parameters(), **kw)
         # One optimizer for G, E and F (F at its own learning rate): Adam is per-parameter, so this equals
         # the original's three optimizers and steps them in one fused kernel.
@@ -129,7 +127,7 @@ class StarGANv2(GANModule):
                 # R1 in float32 with autocast off; on these steps the same fp32 pass gives the real logits.
                 x_real = x_ref.detach().float().requires_grad_(True)
                 with torch.autocast(self.device.type, enabled=False):
-                    real_logits = self.discriminator(x_real, y_trg)
+                    real_logits = eager(self.discriminator)(x_real, y_trg)
                     obj.compute("r1", real_logits, x_real)
                 fake_logits = self.discriminator(fakes.detach(), y2)
             else:
@@ -138,22 +136,20 @@ class StarGANv2(GANModule):
             adv_d = obj.fn("d_adv")
             fake_ref_logits, fake_lat_logits = fake_logits.chunk(2)
             obj.add("d_adv", 0.5 * (adv_d(real_logits, fake_ref_logits) + adv_d(real_logits, fake_lat_logits)))
-            d_loss = obj.total("D")
-            opt_d.zero_grad(set_to_none=True)
-            self.manual_backward(d_loss)
-            opt_d.step()
+            self.update(opt_d, obj.total("D"))
 
         # 2) Generator, style encoder and mapping network.
         with self.toggled_optimizer(opt_g):
             logits_ref, logits_lat = self.discriminator(fakes, y2).chunk(2)
             obj.compute("g_adv", logits_ref)
             obj.compute("g_adv", logits_lat)
-            s_pred_ref, s_pred_lat = self.style_encoder(fakes, y2).chunk(2)
+            # One style-encoder pass: the fakes' styles (style reconstruction) and the source's (cycle).
+            s_pred_ref, s_pred_lat, s_src = self.style_encoder(torch.cat([fakes, x_src]),
+                                                               torch.cat([y2, y_src])).split(b)
             obj.compute("sty", s_pred_ref, s_ref)
             obj.compute("sty", s_pred_lat, s_lat)
             if with_ds:
                 obj.compute("ds", fakes_all[b : 2 * b], fakes_all[2 * b :])
-            s_src = self.style_encoder(x_src, y_src)
             with_id = obj.active("id")
             inputs = torch.cat([fakes, x_src]) if with_id else fakes
             outs = self.generator(inputs, s_src.repeat(inputs.shape[0] // b, 1))
@@ -162,10 +158,7 @@ class StarGANv2(GANModule):
             obj.compute("cyc", rec_lat, x_src)
             if with_id:
                 obj.compute("id", outs[2 * b :], x_src)
-            g_loss = obj.total("G")
-            opt_g.zero_grad(set_to_none=True)
-            self.manual_backward(g_loss)
-            opt_g.step()
+            self.update(opt_g, obj.total("G"))
 
         self.update_ema()
 

@@ -1,0 +1,230 @@
+"""The benchmark's machinery (see ``python -m lit_gans.bench --help``)."""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+import os
+import resource
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import lightning as L
+import torch
+from hydra import compose, initialize_config_dir
+from hydra.core.global_hydra import GlobalHydra
+from hydra.core.hydra_config import HydraConfig
+from lightning.pytorch.callbacks import Callback
+from omegaconf import DictConfig, open_dict
+from torch.utils.flop_counter import FlopCounterMode
+
+CONF = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))), "conf")
+# The bench measures training: no checkpoints, grids, progress bar or validation.
+BENCH_OVERRIDES = ["callbacks.model_checkpoint=null", "callbacks.image_grid=null", "callbacks.progress_bar=null",
+                   "trainer.enable_progress_bar=false", "trainer.enable_model_summary=false",
+                   "trainer.limit_val_batches=0", "trainer.num_sanity_val_steps=0", "logger=[]"]
+
+
+def compose_config(overrides: list[str], output_dir: str) -> DictConfig:
+    GlobalHydra.instance().clear()
+    with initialize_config_dir(config_dir=CONF, version_base="1.3"):
+        cfg = compose(config_name="train", overrides=BENCH_OVERRIDES + list(overrides), return_hydra_config=True)
+    with open_dict(cfg):
+        cfg.hydra.runtime.output_dir = output_dir
+        cfg.hydra.runtime.cwd = os.getcwd()
+        cfg.hydra.job.num = 0
+    HydraConfig.instance().set_config(cfg)
+    with open_dict(cfg):
+        del cfg["hydra"]
+    return cfg
+
+
+class _GlobalOnly:
+    """Stands in for FlopCounterMode's module tracker: everything is counted under "Global"."""
+
+    parents = {"Global"}
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *args):
+        return None
+
+
+class StepFlopCounter(FlopCounterMode):
+    """torch's FLOP counter (its dispatch mode and FLOP formulas) without the per-module breakdown: the module
+    tracker's backward hooks fail inside ``torch.autograd.grad`` (R1's gradient w.r.t. the input), and only
+    the step's total is reported here."""
+
+    def __init__(self):
+        super().__init__(display=False)
+        self.mod_tracker = _GlobalOnly()
+
+
+class DeviceBatches:
+    """``length`` batches cycling through a few distinct ones that already live on the device."""
+
+    def __init__(self, batches: list[dict[str, torch.Tensor]], length: int):
+        self.batches, self.length = batches, length
+
+    def __len__(self) -> int:
+        return self.length
+
+    def __iter__(self) -> Iterator[dict[str, torch.Tensor]]:
+        for i in range(self.length):
+            yield self.batches[i % len(self.batches)]
+
+
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+class StepTimer(Callback):
+    """Wall time of the timed window and the part of it spent inside ``training_step`` calls (the rest is
+    data fetching and Lightning's per-batch work). Synchronises the device only at the window's ends."""
+
+    def __init__(self, warmup: int):
+        self.warmup = warmup
+        self.start = self.end = self.warmup_end = 0.0
+        self.fit_start = 0.0
+        self.in_step = 0.0
+        self._t = 0.0
+
+    def on_train_start(self, trainer, pl_module):
+        self.fit_start = time.perf_counter()
+
+    def on_train_batch_start(self, trainer, pl_module, batch, batch_idx):
+        if batch_idx == self.warmup:
+            _sync(pl_module.device)
+            self.start = self.warmup_end = time.perf_counter()
+        self._t = time.perf_counter()
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
+        if batch_idx >= self.warmup:
+            self.in_step += time.perf_counter() - self._t
+
+    def on_train_end(self, trainer, pl_module):
+        _sync(pl_module.device)
+        self.end = time.perf_counter()
+
+
+class _Epoch0:
+    current_epoch = 0
+
+
+_EPOCH0 = _Epoch0()
+
+
+class PlainRunner:
+    """Runs a model's own ``training_step`` without a Trainer: optimizers from ``configure_optimizers``,
+    ``loss.backward()`` for ``manual_backward``, ``requires_grad`` toggling for ``toggled_optimizer``, the
+    configured precision's autocast, and the schedule callbacks' hooks called by hand."""
+
+    def __init__(self, model: L.LightningModule, callbacks: list[Callback], precision: str):
+        self.model, self.callbacks = model, callbacks
+        opts = model.configure_optimizers()
+        opts = opts[0] if isinstance(opts, tuple) and isinstance(opts[0], (list, tuple)) else opts
+        self.optimizers = list(opts) if isinstance(opts, (list, tuple)) else [opts]
+        model.optimizers = lambda: self.optimizers if len(self.optimizers) > 1 else self.optimizers[0]
+        model.manual_backward = lambda loss, *a, **k: loss.backward()
+        model.toggled_optimizer = self._toggled
+        model.log = model.log_dict = lambda *a, **k: None
+        self.autocast = precision in ("bf16-mixed", "16-mixed")
+        self.dtype = torch.bfloat16 if precision == "bf16-mixed" else torch.float16
+        self.batch_idx = 0
+
+    @contextlib.contextmanager
+    def _toggled(self, optimizer):
+        own = {id(p) for g in optimizer.param_groups for p in g["params"]}
+        saved = {}
+        for opt in self.optimizers:
+            for g in opt.param_groups:
+                for p in g["params"]:
+                    saved[p] = p.requires_grad
+                    p.requires_grad_(id(p) in own and saved[p])
+        try:
+            yield
+        finally:
+            for p, flag in saved.items():
+                p.requires_grad_(flag)
+
+    def step(self, batch: dict[str, torch.Tensor]) -> None:
+        for cb in self.callbacks:
+            cb.on_train_batch_start(_EPOCH0, self.model, batch, self.batch_idx)
+        with torch.autocast(self.model.device.type, dtype=self.dtype, enabled=self.autocast):
+            self.model.training_step(batch, self.batch_idx)
+        for cb in self.callbacks:
+            cb.on_train_batch_end(None, self.model, None, batch, self.batch_idx)
+        self.batch_idx += 1
+
+
+def _peak_memory_gb(device: torch.device) -> float:
+    if device.type == "cuda":
+        return torch.cuda.max_memory_allocated(device) / 2**30
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20  # KiB on Linux
+
+
+def run_benchmark(overrides: list[str], steps: int = 20, warmup: int = 3, compare_plain: bool = False,
+                  output_dir: str = ".") -> dict[str, Any]:
+    from lit_gans.train import build
+
+    cfg = compose_config(overrides, output_dir)
+    datamodule, model, trainer = build(cfg)
+    device = torch.device("cuda" if torch.cuda.is_available() and cfg.trainer.accelerator in ("auto", "gpu", "cuda")
+                          else "cpu")
+    datamodule.setup("fit")
+    loader = iter(datamodule.train_dataloader())
+    batches = [{k: v.to(device) for k, v in next(loader).items()} for _ in range(min(4, steps + warmup))]
+    batch_size = int(next(iter(batches[0].values())).shape[0])
+    pristine = copy.deepcopy(model)
+    schedule_callbacks = [c for c in trainer.callbacks if type(c).__module__.startswith("lit_gans.callbacks.schedules")]
+
+    timer = StepTimer(warmup)
+    trainer.callbacks.append(timer)
+    trainer.fit_loop.max_epochs = 1
+    trainer.limit_train_batches = warmup + steps
+    if device.type == "cuda":
+        torch.cuda.reset_peak_memory_stats(device)
+    model.check_data(datamodule.data_spec())
+    trainer.fit(model, train_dataloaders=DeviceBatches(batches, warmup + steps))
+    elapsed = timer.end - timer.start
+    result: dict[str, Any] = {
+        "model": cfg.model._target_.rsplit(".", 1)[-1],
+        "overrides": overrides,
+        "device": torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu",
+        "torch": torch.__version__,
+        "precision": str(trainer.precision),
+        "batch_size": batch_size,
+        "steps": steps,
+        "s_per_step": elapsed / steps,
+        "img_per_s": batch_size * steps / elapsed,
+        "peak_memory_gb": _peak_memory_gb(device),
+        "outside_step_share": max(0.0, 1.0 - timer.in_step / elapsed),
+        "compile_s": (timer.warmup_end - timer.fit_start) if cfg.model.get("compile") else None,
+    }
+
+    flop_model = copy.deepcopy(pristine).to(device)
+    runner = PlainRunner(flop_model, [copy.deepcopy(c) for c in schedule_callbacks], result["precision"])
+    with StepFlopCounter() as counter:
+        runner.step(batches[0])
+    result["tflop_per_step"] = counter.get_total_flops() / 1e12
+    result["achieved_tflops"] = result["tflop_per_step"] / result["s_per_step"]
+
+    if compare_plain:
+        plain_model = pristine.to(device)
+        if model.channels_last:
+            plain_model.to(memory_format=torch.channels_last)
+        runner = PlainRunner(plain_model, [copy.deepcopy(c) for c in schedule_callbacks], result["precision"])
+        for i in range(warmup):
+            runner.step(batches[i % len(batches)])
+        _sync(device)
+        start = time.perf_counter()
+        for i in range(steps):
+            runner.step(batches[(warmup + i) % len(batches)])
+        _sync(device)
+        plain = (time.perf_counter() - start) / steps
+        result["plain"] = {"s_per_step": plain, "img_per_s": batch_size / plain}
+        result["lightning_overhead_pct"] = 100.0 * (result["s_per_step"] / plain - 1.0)
+    return result

@@ -1,0 +1,77 @@
+"""A DataLoader that resumes mid-epoch where training stopped (Lightning's stateful-loader protocol).
+
+Lightning saves ``loader.state_dict()`` in checkpoints and hands it back with ``load_state_dict`` when a run
+resumes. The state is the epoch and the number of batches of it already trained (read from the trainer's
+progress, not from this iterator, which Lightning reads one batch ahead); the next iteration over the same
+epoch skips that many batches of *indices* without loading their data. Each iteration also sets the
+sampler's epoch itself before its indices are drawn: Lightning creates a resumed run's first iterator
+before it calls ``set_epoch``, and worker processes draw indices as soon as the iterator exists. The samplers here are functions
+of (seed, epoch), so the remaining batches are exactly those an uninterrupted run would have seen. The
+loader also draws its worker seeds from its own generator, so creating an iterator never consumes the
+global RNG (which a resumed run restores).
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Callable, Iterable, Iterator
+from typing import Any
+
+import torch
+from torch.utils.data import DataLoader
+
+
+class _SkipFirst:
+    """A batch sampler without its first ``k`` batches."""
+
+    def __init__(self, batch_sampler: Iterable, k: int):
+        self.batch_sampler, self.k = batch_sampler, k
+
+    def __iter__(self) -> Iterator:
+        return itertools.islice(iter(self.batch_sampler), self.k, None)
+
+    def __len__(self) -> int:
+        return max(0, len(self.batch_sampler) - self.k)
+
+
+class ResumableDataLoader(DataLoader):
+    """Args:
+        position: returns ``(epoch, batches of it trained)`` from the trainer (set by the data module).
+        seed: seed of the loader's own generator (worker seeds).
+        Other arguments: :class:`torch.utils.data.DataLoader`'s.
+    """
+
+    def __init__(self, *args: Any, position: Callable[[], tuple[int, int]] | None = None, seed: int = 0,
+                 **kwargs: Any):
+        kwargs.setdefault("generator", torch.Generator().manual_seed(seed))
+        super().__init__(*args, **kwargs)
+        self._position = position
+        self._resume: dict[str, int] | None = None
+        self._skip = 0
+
+    def _epoch(self) -> int:
+        return int(getattr(self.sampler, "epoch", 0))
+
+    def state_dict(self) -> dict[str, int]:
+        epoch, batches = self._position() if self._position else (self._epoch(), 0)
+        return {"epoch": int(epoch), "batches": int(batches)}
+
+    def load_state_dict(self, state: dict[str, int]) -> None:
+        self._resume = dict(state)
+
+    @property
+    def _index_sampler(self):
+        base = super()._index_sampler
+        return _SkipFirst(base, self._skip) if self._skip else base
+
+    def __iter__(self):
+        if self._position is not None and hasattr(self.sampler, "set_epoch"):
+            self.sampler.set_epoch(self._position()[0])
+        resume, self._resume = self._resume, None
+        # Skip only inside the epoch the checkpoint was taken in, and only when it was taken mid-epoch.
+        if resume and resume.get("epoch") == self._epoch() and 0 < resume.get("batches", 0) < len(self.batch_sampler):
+            self._skip = int(resume["batches"])
+        try:
+            return super().__iter__()
+        finally:
+            self._skip = 0

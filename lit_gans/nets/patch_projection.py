@@ -1,0 +1,65 @@
+"""CUT's patch sampler and projection heads (``PatchSampleF`` with ``--netF mlp_sample``).
+
+For each feature layer, the same random spatial positions are taken from every sample of the batch; each
+picked feature vector goes through that layer's 2-layer MLP (``Linear-ReLU-Linear``, 256 units) and is
+L2-normalised. The PatchNCE loss (:mod:`lit_gans.losses.contrastive`) compares these embeddings.
+
+CUT builds the MLPs lazily at the first forward pass, from the channels of the features it receives, and
+creates their optimizer after a first data-dependent pass (``data_dependent_initialize``). Here the widths
+also come from the features (:meth:`PatchProjection.from_features`), but the model probes its generator for
+them at construction, so the heads exist before the optimizer is built, are in every ``state_dict`` and load
+from a checkpoint without a first batch.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from lit_gans.nets.patchgan import init_weights
+
+
+class PatchProjection(nn.Module):
+    """Per-layer MLP heads.
+
+    Args:
+        in_channels: channels of each feature layer.
+        dim: hidden and output width of each head (CUT's ``netF_nc`` = 256).
+    """
+
+    def __init__(self, in_channels: Sequence[int], dim: int = 256):
+        super().__init__()
+        self.in_channels = tuple(int(c) for c in in_channels)
+        self.mlps = nn.ModuleList(nn.Sequential(nn.Linear(c, dim), nn.ReLU(), nn.Linear(dim, dim))
+                                  for c in self.in_channels)
+        init_weights(self)
+
+    @classmethod
+    def from_features(cls, feats: Sequence[Tensor], dim: int = 256) -> PatchProjection:
+        """Heads for features shaped like ``feats`` (``(B, C_l, H_l, W_l)`` per layer)."""
+        return cls([f.shape[1] for f in feats], dim)
+
+    @staticmethod
+    def sample_ids(feats: Sequence[Tensor], num_patches: int) -> list[Tensor]:
+        """Per layer, ``min(num_patches, H_l * W_l)`` distinct random positions (flat indices, on the
+        features' device)."""
+        ids = []
+        for f in feats:
+            n = f.shape[-2] * f.shape[-1]
+            ids.append(torch.randperm(n, device=f.device)[: min(num_patches, n)])
+        return ids
+
+    def forward(self, feats: Sequence[Tensor], patch_ids: Sequence[Tensor]) -> list[Tensor]:
+        """``(B, C_l, H_l, W_l)`` features and ``(P_l,)`` positions -> ``(B, P_l, dim)`` unit-norm embeddings."""
+        if len(feats) != len(self.mlps):
+            raise ValueError(f"{len(feats)} feature layers for {len(self.mlps)} heads")
+        out = []
+        for f, ids, mlp, c in zip(feats, patch_ids, self.mlps, self.in_channels, strict=True):
+            if f.shape[1] != c:
+                raise ValueError(f"a head built for {c} channels got features with {f.shape[1]}")
+            picked = f.flatten(2).index_select(2, ids).transpose(1, 2)  # (B, P, C)
+            out.append(F.normalize(mlp(picked), dim=-1, eps=1e-7))
+        return out
