@@ -57,6 +57,9 @@ MODELS = {
     "cut": [*TINY_UNPAIRED, "model.sem_mask=true"],
     "pix2pix": ["model.ngf=8", "model.ndf=8", "data.img_size=32", "data.size=8", "loss.subspec=extended"],
     "fastcut": [*TINY_UNPAIRED, "data.img_size=64", "model.discriminators=[basic,multiscale]"],
+    "palette": ["model.channels=16", "model.channel_mults=[1,2]", "model.num_res_blocks=1", "model.attn_res=[8]",
+                "model.num_head_channels=8", "model.norm_groups=8", "data.img_size=16", "data.size=8",
+                "data.batch_size=2", "model.optim.warmup_steps=2"],
 }
 
 

@@ -258,3 +258,19 @@ def test_each_process_draws_its_own_timesteps_and_noise_and_resumes_them():
     t2, noise2 = resumed.draw_timesteps_and_noise(x0)
     assert torch.equal(t_next, t2) and torch.equal(noise_next, noise2)
     assert t2.min() >= 0 and t2.max() < 1000 and noise2.shape == x0.shape
+
+
+def test_translate_samples_without_dropout_and_uses_the_ema_unet():
+    m = tiny_model(dropout=0.5)
+    for p in m.unet_ema.parameters():
+        torch.nn.init.normal_(p, std=0.05)
+    m.train()  # a module in training mode (dropout on) must still sample deterministically
+    cond, noise = torch.rand(2, 3, 16, 16) * 2 - 1, torch.randn(2, 3, 16, 16)
+    a = m.translate(cond, steps=3, sampler="ddim", eta=0.0, noise=noise)
+    b = m.translate(cond, steps=3, sampler="ddim", eta=0.0, noise=noise)
+    assert torch.equal(a, b) and m.unet_ema.training  # mode restored
+    # The trained UNet is still zero-initialised at the output: it predicts eps = 0, so DDIM returns
+    # x0_hat = x_T / sqrt(abar_T) clamped, unlike the (perturbed) EMA.
+    raw = m.translate(cond, steps=1, sampler="ddim", noise=noise, use_ema=False)
+    assert torch.equal(raw, (noise / math.sqrt(m.schedule.alpha_bar(999))).clamp(-1, 1))
+    assert not torch.equal(m.translate(cond, steps=1, sampler="ddim", noise=noise), raw)

@@ -118,3 +118,38 @@ def test_palette_trains_on_a_folder_of_targets(make_cfg, tmp_path):
     assert model.net_cfg["img_size"] == 16  # from the data's crop size
     trainer.fit(model, datamodule=datamodule)
     assert model.ema_updates == 2 and torch.isfinite(model.objective.last_values["G_tot"])
+
+
+def _latent_file(path, layout: str, scaling_factor: float = 0.13025):
+    from lit_gans.latents.store import LatentSet, save_latents
+
+    g = torch.Generator().manual_seed(0)
+    n = 6
+    b = torch.randn(n, 4, 16, 16, generator=g) * 5 if layout == "paired" else None
+    save_latents(LatentSet(latents=torch.randn(n, 4, 16, 16, generator=g) * 5, latents_b=b,
+                           labels=torch.tensor([0, 1, 0, 1, 0, 1]) if layout == "domains" else torch.zeros(n, dtype=torch.long),
+                           split=torch.tensor([0, 0, 0, 0, 1, 1]), layout=layout,
+                           domain_names=["a", "b"] if layout == "domains" else ["pairs"], scaling_factor=scaling_factor),
+                 path)
+    return path
+
+
+def test_palette_latent_trains_on_a_paired_latent_file(make_cfg, tmp_path):
+    path = _latent_file(tmp_path / "pairs.pt", "paired")
+    cfg = make_cfg("model=palette_latent", *TINY, "data=latents", f"data.path={path}", "data.batch_size=2",
+                   "trainer.max_steps=2", "logger=[]", "callbacks.model_checkpoint=null", tiny=False)
+    datamodule, model, trainer = build(cfg)
+    assert model.latent_scale == pytest.approx(0.13025) and model.net_cfg["img_size"] == 16  # from the file
+    trainer.fit(model, datamodule=datamodule)
+    assert model.ema_updates == 2 and torch.isfinite(model.objective.last_values["G_tot"])
+
+
+def test_a_domains_latent_file_is_refused_in_one_line(make_cfg, tmp_path):
+    from lit_gans.errors import ConfigError
+
+    path = _latent_file(tmp_path / "domains.pt", "domains")
+    cfg = make_cfg("model=palette_latent", *TINY, "data=latents", f"data.path={path}", "trainer.max_steps=1",
+                   "logger=[]", "callbacks.model_checkpoint=null", tiny=False)
+    datamodule, model, trainer = build(cfg)
+    with pytest.raises(ConfigError, match="Palette trains on paired data but the latent file has layout 'domains'"):
+        trainer.fit(model, datamodule=datamodule)

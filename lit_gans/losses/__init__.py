@@ -1,7 +1,9 @@
 """Loss callables shared by every model (pure functions and small modules; no Lightning)."""
 
-from lit_gans.losses import pix2pix_spec  # noqa: F401  (registers loss.spec: pix2pix)
-from lit_gans.losses import unpaired_spec  # noqa: F401  (registers the cyclegan and cut specs)
+from lit_gans.losses import (
+    pix2pix_spec,  # noqa: F401  (registers loss.spec: pix2pix)
+    unpaired_spec,  # noqa: F401  (registers the cyclegan and cut specs)
+)
 from lit_gans.losses.adversarial import (
     ADVERSARIAL_LOSSES,
     AdversarialLoss,

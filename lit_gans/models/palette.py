@@ -49,7 +49,7 @@ OPTIM_DEFAULTS: dict[str, Any] = {
     "betas": (0.9, 0.999),
     "weight_decay": 0.0,
     "warmup_steps": 1000,  # linear warm-up from lr/warmup_steps to lr over these batches (0: none)
-    "fused": None,  # None: fused kernels on CUDA
+    "fused": None,  # None: fused kernels on CUDA and CPU (the step count stays on the device)
 }
 LOSS_DEFAULT: dict[str, Any] = {"spec": "diffusion", "noise_loss": "l2", "totals": {}}
 NOISE_TERM = "G_tot"  # the diffusion spec's one term
@@ -149,9 +149,8 @@ class Palette(GANModule):
 
     def configure_optimizers(self):
         o = self.optim_cfg
-        fused = (self.device.type == "cuda") if o["fused"] is None else bool(o["fused"])
         kw: dict[str, Any] = {"lr": o["lr"], "betas": tuple(o["betas"]), "weight_decay": o["weight_decay"]}
-        if fused:
+        if self.use_fused_optimizer(o["fused"]):
             kw["fused"] = True
         opt = torch.optim.AdamW(self.unet.parameters(), **kw)
         warmup = torch.optim.lr_scheduler.LambdaLR(opt, warmup_factor(int(o["warmup_steps"])))
@@ -191,12 +190,9 @@ class Palette(GANModule):
         obj.start_step()
         opt = self.optimizers()
         source, target = self.to_model_space(batch["A"]), self.to_model_space(batch["B"])
-        t, noise = self.draw_timesteps_and_noise(target)
-        self.denoising_loss(source, target, t, noise)
-        loss = obj.total("G")
-        opt.zero_grad(set_to_none=True)
-        self.manual_backward(loss)
-        opt.step()
+        t, noise = self.draw_timesteps_and_noise(target)  # t ~ U{0..T-1}, eps ~ N(0, I)
+        self.denoising_loss(source, target, t, noise)  # G_tot = ||eps_hat(x_t, t, source) - eps||
+        self.update(opt, obj.total("G"))  # AdamW; the base steps the warm-up scheduler after the batch
         self.update_ema()
 
     # ------------------------------------------------------------------ inference
@@ -240,7 +236,12 @@ class Palette(GANModule):
             with self._autocast():
                 return unet(x, t, c).float()
 
-        x0 = sample(eps_fn, x_T, self.schedule, sampler, steps, eta, generator, self._clip())
+        was_training = unet.training
+        unet.eval()  # no dropout while sampling, whatever mode the module is in
+        try:
+            x0 = sample(eps_fn, x_T, self.schedule, sampler, steps, eta, generator, self._clip())
+        finally:
+            unet.train(was_training)
         return self.to_data_space(x0).float()
 
     @torch.no_grad()
