@@ -20,6 +20,7 @@ import torch
 from torch import Tensor
 
 from lit_gans.diffusion.schedules import NoiseSchedule
+from lit_gans.errors import ConfigError
 
 EpsFn = Callable[[Tensor, Tensor], Tensor]
 StepFn = Callable[[int, Tensor], None]
@@ -122,6 +123,4 @@ def sample(eps_fn: EpsFn, x_T: Tensor, schedule: NoiseSchedule, sampler: str = "
         return ddim_sample(eps_fn, x_T, schedule, steps, eta, generator, clip, on_step)
     if sampler == "ddpm":
         return ddpm_sample(eps_fn, x_T, schedule, steps, generator, clip, on_step)
-    from lit_gans.errors import ConfigError
-
     raise ConfigError(f"unknown sampler {sampler!r}: choose {' or '.join(SAMPLERS)}")
