@@ -63,6 +63,9 @@ MODELS = {
     "cut+diffaugment": [*TINY_UNPAIRED, "aug=diffaugment"],
     "cyclegan+ada": [*TINY_UNPAIRED, "aug=ada", "aug.p=0.5", "aug.ops=[xflip,xint,scale,rotate,hue,cutout]"],
     "pix2pix+ada": ["model.ngf=8", "model.ndf=8", "data.img_size=32", "data.size=8", "aug=ada", "aug.p=0.5"],
+    "palette": ["model.channels=16", "model.channel_mults=[1,2]", "model.num_res_blocks=1", "model.attn_res=[8]",
+                "model.num_head_channels=8", "model.norm_groups=8", "data.img_size=16", "data.size=8",
+                "data.batch_size=2", "model.optim.warmup_steps=2"],
 }
 
 

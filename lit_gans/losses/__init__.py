@@ -18,6 +18,7 @@ from lit_gans.losses.adversarial import (
     g_vanilla_loss,
 )
 from lit_gans.losses.contrastive import multilayer_patch_nce, patch_nce_loss
+from lit_gans.losses.diffusion_spec import NOISE_LOSSES, noise_l1, noise_l2
 from lit_gans.losses.objective import LossTerm, Objective
 from lit_gans.losses.perceptual import VGGPerceptualLoss
 from lit_gans.losses.reconstruction import (
@@ -35,6 +36,7 @@ __all__ = [
     "ADVERSARIAL_LOSSES",
     "AdversarialLoss",
     "LossTerm",
+    "NOISE_LOSSES",
     "Objective",
     "SPECS",
     "VGGPerceptualLoss",
@@ -54,6 +56,8 @@ __all__ = [
     "laplacian",
     "laplacian_loss",
     "multilayer_patch_nce",
+    "noise_l1",
+    "noise_l2",
     "out_mask_loss",
     "patch_nce_loss",
     "pixel_loss",

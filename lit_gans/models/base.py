@@ -98,6 +98,7 @@ class GANModule(L.LightningModule):
         self._ema_names: list[str] = []
         self.aug_cfg = dict(_plain(aug) or {})
         self.augment: DiscriminatorAugment | None = None
+        self._scheduler_batches: dict[int, int] = {}  # step-interval scheduler -> the batch it was last stepped in
 
     # ------------------------------------------------------------------ spaces
     @property
@@ -141,6 +142,23 @@ class GANModule(L.LightningModule):
         if strategy is not None and self.trainer.world_size > 1:
             average_gradients(optimizer)
         optimizer.step()
+        self._step_batch_schedulers(optimizer)
+
+    def _step_batch_schedulers(self, optimizer: Any) -> None:
+        """Step the ``"interval": "step"`` schedulers of ``optimizer`` once per batch, at its first update.
+
+        Done here rather than in ``on_train_batch_end``: Lightning runs the callbacks' ``on_train_batch_end``
+        (ModelCheckpoint's step-interval saves) before the module's, so a scheduler stepped there would be
+        saved one step behind the weights and a resumed run would lag by one step."""
+        if self._trainer is None:
+            return
+        opt = getattr(optimizer, "optimizer", optimizer)
+        batch = self.trainer.fit_loop.epoch_loop.total_batch_idx
+        for config in self.trainer.lr_scheduler_configs:
+            if config.interval == "step" and config.scheduler.optimizer is opt:
+                if self._scheduler_batches.get(id(config)) != batch:
+                    self._scheduler_batches[id(config)] = batch
+                    config.scheduler.step()
 
     # ------------------------------------------------------------------ discriminator augmentation
     def build_discriminator_augment(self, channels: int) -> None:
@@ -230,8 +248,9 @@ class GANModule(L.LightningModule):
 
     def step_schedulers(self, interval: str) -> None:
         """Manual optimisation: Lightning does not step schedulers. Those returned by
-        ``configure_optimizers`` with ``"interval": "epoch"`` (the default) are stepped at the end of each
-        training epoch, those with ``"interval": "step"`` after each batch."""
+        ``configure_optimizers`` with ``"interval": "epoch"`` (the default) are stepped here at the end of
+        each training epoch; those with ``"interval": "step"`` once per batch, right after their optimizer's
+        first :meth:`update` of the batch."""
         if self._trainer is None:
             return
         for config in self.trainer.lr_scheduler_configs:
@@ -239,7 +258,7 @@ class GANModule(L.LightningModule):
                 config.scheduler.step()
 
     def on_train_batch_end(self, outputs: Any, batch: Any, batch_idx: int) -> None:
-        self.step_schedulers("step")
+        pass  # step-interval schedulers are stepped by update(): see _step_batch_schedulers
 
     def on_train_epoch_end(self) -> None:
         self.step_schedulers("epoch")
