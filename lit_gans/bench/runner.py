@@ -117,6 +117,27 @@ class _Epoch0:
 _EPOCH0 = _Epoch0()
 
 
+def _optimizers_and_step_schedulers(config: Any) -> tuple[list[torch.optim.Optimizer], list[Any]]:
+    """The optimizers and per-step schedulers of any of ``configure_optimizers``' return forms: an optimizer,
+    a list of them, ``(optimizers, schedulers)``, or ``{"optimizer", "lr_scheduler"}`` dicts (alone or listed).
+    Epoch-interval schedulers are left out: the benchmark times batches within one epoch."""
+    if isinstance(config, tuple) and len(config) == 2 and isinstance(config[0], (list, tuple)):
+        config = [{"optimizer": o} for o in config[0]] + [{"lr_scheduler": s} for s in config[1]]
+    items = list(config) if isinstance(config, (list, tuple)) else [config]
+    optimizers, schedulers = [], []
+    for item in items:
+        if not isinstance(item, dict):
+            optimizers.append(item)
+            continue
+        if "optimizer" in item:
+            optimizers.append(item["optimizer"])
+        sched = item.get("lr_scheduler")
+        if isinstance(sched, dict):
+            if sched.get("interval", "epoch") == "step":
+                schedulers.append(sched["scheduler"])
+    return optimizers, schedulers
+
+
 class PlainRunner:
     """Runs a model's own ``training_step`` without a Trainer: optimizers from ``configure_optimizers``,
     ``loss.backward()`` for ``manual_backward``, ``requires_grad`` toggling for ``toggled_optimizer``, the
@@ -124,9 +145,7 @@ class PlainRunner:
 
     def __init__(self, model: L.LightningModule, callbacks: list[Callback], precision: str):
         self.model, self.callbacks = model, callbacks
-        opts = model.configure_optimizers()
-        opts = opts[0] if isinstance(opts, tuple) and isinstance(opts[0], (list, tuple)) else opts
-        self.optimizers = list(opts) if isinstance(opts, (list, tuple)) else [opts]
+        self.optimizers, self.step_schedulers = _optimizers_and_step_schedulers(model.configure_optimizers())
         model.optimizers = lambda: self.optimizers if len(self.optimizers) > 1 else self.optimizers[0]
         model.manual_backward = lambda loss, *a, **k: loss.backward()
         model.toggled_optimizer = self._toggled
@@ -155,6 +174,8 @@ class PlainRunner:
             cb.on_train_batch_start(_EPOCH0, self.model, batch, self.batch_idx)
         with torch.autocast(self.model.device.type, dtype=self.dtype, enabled=self.autocast):
             self.model.training_step(batch, self.batch_idx)
+        for scheduler in self.step_schedulers:
+            scheduler.step()
         for cb in self.callbacks:
             cb.on_train_batch_end(None, self.model, None, batch, self.batch_idx)
         self.batch_idx += 1
