@@ -1,7 +1,8 @@
 """Plots of past runs: one PNG per curve group (``D``, ``G`` ...), one panel per curve, runs overlaid.
 
 Each panel shows the epoch means as a line and, where per-step values were logged, their per-epoch spread
-as a band (min-max by default). Matplotlib with the Agg backend: no display needed.
+as a band (min-max by default). Matplotlib's object API without pyplot: figures are rendered by the Agg
+canvas whatever the session's backend (a notebook's inline backend stays as it is), and no display is needed.
 """
 
 from __future__ import annotations
@@ -16,15 +17,6 @@ from lit_gans.curves.explain import curve_order
 from lit_gans.curves.reading import Curve, Run
 
 BANDS = {"minmax": (0.0, 1.0), "iqr": (0.25, 0.75), "p10": (0.1, 0.9), "none": None}
-
-
-def _pyplot():
-    import matplotlib
-
-    matplotlib.use("Agg", force=False)  # before pyplot: no display needed
-    import matplotlib.pyplot as plt
-
-    return plt
 
 
 def file_stem(group: str) -> str:
@@ -45,11 +37,14 @@ def groups(runs: Sequence[Run], curves_of: dict[str, list[Curve]]) -> dict[str, 
 def plot_group(group: str, names: Sequence[str], runs: Sequence[Run], out: Path, band: str = "minmax",
                dpi: int = 100, ncols: int = 3) -> Path:
     """Write ``<out>/<group>.png``: one panel per curve name, every run that has it overlaid."""
-    plt = _pyplot()
+    import matplotlib
+    from matplotlib.figure import Figure
+
     ncols = min(ncols, len(names))
     nrows = math.ceil(len(names) / ncols)
-    fig, axes = plt.subplots(nrows, ncols, figsize=(4.2 * ncols, 2.9 * nrows), squeeze=False)
-    colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    fig = Figure(figsize=(4.2 * ncols, 2.9 * nrows))
+    axes = fig.subplots(nrows, ncols, squeeze=False)
+    colors = matplotlib.rcParams["axes.prop_cycle"].by_key()["color"]
     q = BANDS[band]
     for ax, name in zip(axes.flat, names, strict=False):
         for i, run in enumerate(runs):
@@ -82,7 +77,6 @@ def plot_group(group: str, names: Sequence[str], runs: Sequence[Run], out: Path,
     out.mkdir(parents=True, exist_ok=True)
     path = out / f"{file_stem(group)}.png"
     fig.savefig(path, dpi=dpi)
-    plt.close(fig)
     return path
 
 
