@@ -11,7 +11,7 @@ PIP_INSTALL := $(PY) -m pip install --disable-pip-version-check -c constraints.t
 ARGS ?=
 PYTEST_ARGS ?=
 
-.PHONY: install train test test-fast test-perf tensorboard lint format clean
+.PHONY: install train test test-fast test-perf figures tensorboard lint format clean
 
 install: $(STAMP)
 
@@ -35,6 +35,10 @@ test-fast: $(STAMP)
 ## Timed throughput checks (data loaders), on this machine
 test-perf: $(STAMP)
 	$(PY) -m pytest -m perf $(PYTEST_ARGS)
+
+## Regenerate the README figures (sample grid, curves) from a short run on built-in data
+figures: $(STAMP)
+	PY=$(PY) bash scripts/make_figures.sh
 
 ## TensorBoard over every run (outputs/ and multirun/)
 tensorboard: $(STAMP)
