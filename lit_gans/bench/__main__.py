@@ -52,7 +52,8 @@ def format_result(r: dict) -> str:
         lines.append(f"  warm-up (incl. torch.compile): {r['compile_s']:.1f} s")
     if "plain" in r:
         p = r["plain"]
-        lines.append(f"  plain loop: {p['img_per_s']:.1f} img/s, {p['s_per_step'] * 1e3:.1f} ms/step; "
+        lines.append(f"  plain loop: {p['img_per_s']:.1f} img/s, {p['s_per_step'] * 1e3:.1f} ms/step (timed before and "
+                     f"after: {p['s_per_step_before'] * 1e3:.1f}, {p['s_per_step_after'] * 1e3:.1f}); "
                      f"Lightning overhead {r['lightning_overhead_pct']:+.1f}%")
     return "\n".join(lines)
 

@@ -83,10 +83,14 @@ def _sync(device: torch.device) -> None:
 
 class StepTimer(Callback):
     """Wall time of the timed window and the part of it spent inside ``training_step`` calls (the rest is
-    data fetching and Lightning's per-batch work). Synchronises the device only at the window's ends."""
+    data fetching and Lightning's per-batch work). Synchronises the device only at the window's ends.
 
-    def __init__(self, warmup: int):
-        self.warmup = warmup
+    The window runs from the start of batch ``warmup`` to the start of batch ``warmup + steps`` (one more
+    batch is run), so it holds every per-batch cost of exactly ``steps`` batches and none of the epoch's end
+    (the epoch-end checkpoint, validation)."""
+
+    def __init__(self, warmup: int, steps: int):
+        self.warmup, self.steps = warmup, steps
         self.start = self.end = self.warmup_end = 0.0
         self.fit_start = 0.0
         self.in_step = 0.0
@@ -96,18 +100,17 @@ class StepTimer(Callback):
         self.fit_start = time.perf_counter()
 
     def on_train_batch_start(self, trainer, pl_module, batch, batch_idx):
-        if batch_idx == self.warmup:
+        if batch_idx in (self.warmup, self.warmup + self.steps):
             _sync(pl_module.device)
-            self.start = self.warmup_end = time.perf_counter()
+            if batch_idx == self.warmup:
+                self.start = self.warmup_end = time.perf_counter()
+            else:
+                self.end = time.perf_counter()
         self._t = time.perf_counter()
 
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
-        if batch_idx >= self.warmup:
+        if self.warmup <= batch_idx < self.warmup + self.steps:
             self.in_step += time.perf_counter() - self._t
-
-    def on_train_end(self, trainer, pl_module):
-        _sync(pl_module.device)
-        self.end = time.perf_counter()
 
 
 class _Epoch0:
@@ -187,6 +190,23 @@ def _peak_memory_gb(device: torch.device) -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20  # KiB on Linux
 
 
+def _time_plain(model: L.LightningModule, channels_last: bool, schedule_callbacks: list[Callback], precision: str,
+                batches: list[dict[str, torch.Tensor]], warmup: int, steps: int, device: torch.device) -> float:
+    """Seconds per step of the plain loop (:class:`PlainRunner`) on ``model`` after ``warmup`` steps."""
+    model = model.to(device)
+    if channels_last:
+        model.to(memory_format=torch.channels_last)
+    runner = PlainRunner(model, [copy.deepcopy(c) for c in schedule_callbacks], precision)
+    for i in range(warmup):
+        runner.step(batches[i % len(batches)])
+    _sync(device)
+    start = time.perf_counter()
+    for i in range(steps):
+        runner.step(batches[(warmup + i) % len(batches)])
+    _sync(device)
+    return (time.perf_counter() - start) / steps
+
+
 def run_benchmark(overrides: list[str], steps: int = 20, warmup: int = 3, compare_plain: bool = False,
                   output_dir: str = ".") -> dict[str, Any]:
     from lit_gans.train import build
@@ -202,14 +222,19 @@ def run_benchmark(overrides: list[str], steps: int = 20, warmup: int = 3, compar
     pristine = copy.deepcopy(model)
     schedule_callbacks = [c for c in trainer.callbacks if type(c).__module__.startswith("lit_gans.callbacks.schedules")]
 
-    timer = StepTimer(warmup)
+    # The plain loop is timed before and after the Trainer's run, and their mean is the reference: a single
+    # run after (or before) the Trainer's measures the order (allocator and cache warm-up) as much as Lightning.
+    if compare_plain:
+        plain_before = _time_plain(copy.deepcopy(pristine), model.channels_last, schedule_callbacks,
+                                   str(trainer.precision), batches, warmup, steps, device)
+    timer = StepTimer(warmup, steps)
     trainer.callbacks.append(timer)
     trainer.fit_loop.max_epochs = 1
-    trainer.limit_train_batches = warmup + steps
+    trainer.limit_train_batches = warmup + steps + 1
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(device)
     model.check_data(datamodule.data_spec())
-    trainer.fit(model, train_dataloaders=DeviceBatches(batches, warmup + steps))
+    trainer.fit(model, train_dataloaders=DeviceBatches(batches, warmup + steps + 1))
     elapsed = timer.end - timer.start
     result: dict[str, Any] = {
         "model": cfg.model._target_.rsplit(".", 1)[-1],
@@ -234,18 +259,10 @@ def run_benchmark(overrides: list[str], steps: int = 20, warmup: int = 3, compar
     result["achieved_tflops"] = result["tflop_per_step"] / result["s_per_step"]
 
     if compare_plain:
-        plain_model = pristine.to(device)
-        if model.channels_last:
-            plain_model.to(memory_format=torch.channels_last)
-        runner = PlainRunner(plain_model, [copy.deepcopy(c) for c in schedule_callbacks], result["precision"])
-        for i in range(warmup):
-            runner.step(batches[i % len(batches)])
-        _sync(device)
-        start = time.perf_counter()
-        for i in range(steps):
-            runner.step(batches[(warmup + i) % len(batches)])
-        _sync(device)
-        plain = (time.perf_counter() - start) / steps
-        result["plain"] = {"s_per_step": plain, "img_per_s": batch_size / plain}
+        after = _time_plain(copy.deepcopy(pristine), model.channels_last, schedule_callbacks, result["precision"],
+                            batches, warmup, steps, device)
+        plain = 0.5 * (plain_before + after)
+        result["plain"] = {"s_per_step": plain, "img_per_s": batch_size / plain,
+                           "s_per_step_before": plain_before, "s_per_step_after": after}
         result["lightning_overhead_pct"] = 100.0 * (result["s_per_step"] / plain - 1.0)
     return result
