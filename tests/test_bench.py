@@ -5,7 +5,7 @@ import json
 
 import pytest
 import torch
-from test_stargan_model import Capture
+from helpers.capture import Capture
 
 from conftest import TINY_STARGAN, TINY_SYNTHETIC
 from lit_gans.bench.__main__ import main as bench_main

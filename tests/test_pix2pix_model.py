@@ -7,6 +7,7 @@ import json
 import pytest
 import torch
 import torch.nn.functional as F
+from helpers.capture import Capture
 from lightning.pytorch.callbacks import Callback
 from PIL import Image
 from test_pix2pix_losses import save_random_vgg19
@@ -25,18 +26,6 @@ from lit_gans.train import build, train
 TINY = ["model=pix2pix", "data.img_size=32", "data.size=8", "data.val_size=2", "data.batch_size=2", "model.ngf=8",
         "model.ndf=8"]
 ONE_EPOCH = ["trainer.max_epochs=1", "trainer.limit_train_batches=2", "callbacks.model_checkpoint=null"]
-
-
-class Capture(Callback):
-    """Keeps each batch and the objective's logged values and recorded dtypes of that step."""
-
-    def __init__(self):
-        self.steps = []
-
-    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
-        vals = {k: v.detach().clone() for k, v in pl_module.objective.scalars().items()}
-        computed = set(pl_module.objective._values)
-        self.steps.append((copy.deepcopy(batch), vals, computed))
 
 
 def _count(net):

@@ -5,26 +5,13 @@ import copy
 
 import pytest
 import torch
+from helpers.capture import Capture
 from hydra.utils import instantiate
-from lightning.pytorch.callbacks import Callback
 
 from lit_gans.errors import ConfigError
 from lit_gans.losses import d_hinge_loss, r1_penalty
 from lit_gans.nets.stargan_v2 import count_parameters
 from lit_gans.train import build
-
-
-class Capture(Callback):
-    """Keeps each batch and the objective's values of that step."""
-
-    def __init__(self):
-        self.steps = []
-
-    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
-        vals = {k: v.detach().clone() for k, v in pl_module.objective.scalars().items()}
-        dtypes = {k: v.dtype for k, v in pl_module.objective._values.items()}
-        self.steps.append((copy.deepcopy(batch), vals, dtypes))
-
 
 W = {"w_adv": 1.2, "w_sty": 1.5, "w_cyc": 0.8, "w_id": 0.5, "w_ds": 2.0, "w_r1": 0.7, "ds_margin": 0.3}
 

@@ -6,6 +6,7 @@ import copy
 
 import pytest
 import torch
+from helpers.capture import Capture
 from lightning.pytorch.callbacks import Callback
 
 from lit_gans.errors import ConfigError
@@ -19,17 +20,6 @@ from lit_gans.train import build
 TINY_NETS = ["model.ngf=4", "model.n_blocks=5", "model.ndf=4", "model.f_s_width=4"]
 TINY_UNPAIRED = [*TINY_NETS, "data.img_size=32", "data.size=8", "data.val_size=2", "data.batch_size=2"]
 NO_OUTPUT = ["logger=[]", "callbacks.model_checkpoint=null"]
-
-
-class Capture(Callback):
-    """Keeps each batch and the objective's logged values of that step."""
-
-    def __init__(self):
-        self.steps = []
-
-    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
-        vals = {k: v.detach().clone() for k, v in pl_module.objective.scalars().items()}
-        self.steps.append((copy.deepcopy(batch), vals))
 
 
 def fit(make_cfg, *overrides, capture=True, tiny=TINY_UNPAIRED):
@@ -54,7 +44,7 @@ def test_cyclegan_step_equals_the_formulas(make_cfg):
     assert len(cap.steps) == 2
     GA, GB, DA, DB = start.G_A, start.G_B, start.D_A["basic"], start.D_B["basic"]
     ls = ADVERSARIAL_LOSSES["lsgan"]
-    for batch, got in cap.steps:
+    for batch, got, _ in cap.steps:
         a, b = batch["A"], batch["B"]
         fake_b, fake_a = GA(a), GB(b)
         rec_a, rec_b = GB(fake_b), GA(fake_a)
@@ -93,7 +83,7 @@ def test_cut_step_equals_the_formulas(make_cfg, mode):
     G, D, heads = start.G, start.D_B["basic"], start.patch_heads
     adv = ADVERSARIAL_LOSSES[mode]
     layers = start.nce_layers
-    for batch, got in cap.steps:
+    for batch, got, _ in cap.steps:
         a, b = batch["A"], batch["B"]
         fake_b, idt_b = G(a), G(b)
         want = {
@@ -168,7 +158,7 @@ def test_semantic_mask_terms_and_f_s(make_cfg):
                                "loss.f_s_threshold=null", "loss.lambda_sem=2", "loss.lambda_out_mask=5",
                                "trainer.max_epochs=1", "trainer.limit_train_batches=1", *NO_OUTPUT)
     assert model.num_classes == 2  # from the data
-    batch, got = cap.steps[0]
+    batch, got, _ = cap.steps[0]
     f_s, G = start.f_s, start.G
     a, b, ma, mb = batch["A"], batch["B"], batch["A_mask"], batch["B_mask"]
     fake_b = G(a)
@@ -222,7 +212,7 @@ def test_cut_trains_on_an_unpaired_latent_file(make_cfg, tmp_path):
                                "trainer.limit_train_batches=2", *NO_OUTPUT, tiny=TINY_NETS)
     assert model.net_cfg["in_channels"] == 4 and model.latent_scale == pytest.approx(0.18215)
     assert not isinstance(model.G.model[-1], torch.nn.Tanh)  # latents are not bounded
-    batch, got = cap.steps[0]
+    batch, got, _ = cap.steps[0]
     assert all(torch.isfinite(v) for v in got.values()) and got["G/G_NCE"] > 0
     fake = start.translate(batch["A"])  # data space in and out
     want = start.G(batch["A"] * 0.18215) / 0.18215
@@ -233,7 +223,7 @@ def test_terms_at_weight_zero_are_not_computed(make_cfg):
     start, model, _, cap = fit(make_cfg, "model=cyclegan", "loss.lambda_identity=0",
                                "loss.terms.D_GAN_D_A_basic.weight=0", "trainer.max_epochs=1",
                                "trainer.limit_train_batches=1", *NO_OUTPUT)
-    _, got = cap.steps[0]
+    _, got, _ = cap.steps[0]
     assert got["G/G_idt_A"] == 0 and got["G/G_idt_B"] == 0 and got["D/D_GAN_D_A_basic"] == 0
     assert got["D/D_GAN_D_B_basic"] > 0 and model.pool_A.count == 2  # the A pool still sees every fake
     d_a = zip(start.D_A.parameters(), model.D_A.parameters(), strict=True)
