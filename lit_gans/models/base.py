@@ -246,22 +246,14 @@ class GANModule(L.LightningModule):
             for net in self.compiled_nets():
                 net.compile()
 
-    def step_schedulers(self, interval: str) -> None:
-        """Manual optimisation: Lightning does not step schedulers. Those returned by
-        ``configure_optimizers`` with ``"interval": "epoch"`` (the default) are stepped here at the end of
-        each training epoch; those with ``"interval": "step"`` once per batch, right after their optimizer's
-        first :meth:`update` of the batch."""
-        if self._trainer is None:
-            return
-        for config in self.trainer.lr_scheduler_configs:
-            if config.interval == interval:
-                config.scheduler.step()
-
-    def on_train_batch_end(self, outputs: Any, batch: Any, batch_idx: int) -> None:
-        pass  # step-interval schedulers are stepped by update(): see _step_batch_schedulers
-
     def on_train_epoch_end(self) -> None:
-        self.step_schedulers("epoch")
+        """Manual optimisation: Lightning does not step schedulers. Those returned by ``configure_optimizers``
+        with ``"interval": "epoch"`` (the default) are stepped here at the end of each training epoch; those
+        with ``"interval": "step"`` once per batch, right after their optimizer's first :meth:`update` of the
+        batch (:meth:`_step_batch_schedulers`)."""
+        for config in self.trainer.lr_scheduler_configs:
+            if config.interval == "epoch":
+                config.scheduler.step()
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         checkpoint["data_spec"] = self.data_spec
