@@ -16,6 +16,7 @@ from hydra import compose, initialize_config_dir
 from hydra.core.global_hydra import GlobalHydra
 from hydra.core.hydra_config import HydraConfig
 from lightning.pytorch.callbacks import Callback
+from lightning.pytorch.core.optimizer import _configure_optimizers, _configure_schedulers_manual_opt
 from omegaconf import DictConfig, open_dict
 from torch.utils.flop_counter import FlopCounterMode
 
@@ -121,24 +122,12 @@ _EPOCH0 = _Epoch0()
 
 
 def _optimizers_and_step_schedulers(config: Any) -> tuple[list[torch.optim.Optimizer], list[Any]]:
-    """The optimizers and per-step schedulers of any of ``configure_optimizers``' return forms: an optimizer,
-    a list of them, ``(optimizers, schedulers)``, or ``{"optimizer", "lr_scheduler"}`` dicts (alone or listed).
-    Epoch-interval schedulers are left out: the benchmark times batches within one epoch."""
-    if isinstance(config, tuple) and len(config) == 2 and isinstance(config[0], (list, tuple)):
-        config = [{"optimizer": o} for o in config[0]] + [{"lr_scheduler": s} for s in config[1]]
-    items = list(config) if isinstance(config, (list, tuple)) else [config]
-    optimizers, schedulers = [], []
-    for item in items:
-        if not isinstance(item, dict):
-            optimizers.append(item)
-            continue
-        if "optimizer" in item:
-            optimizers.append(item["optimizer"])
-        sched = item.get("lr_scheduler")
-        if isinstance(sched, dict):
-            if sched.get("interval", "epoch") == "step":
-                schedulers.append(sched["scheduler"])
-    return optimizers, schedulers
+    """The optimizers and per-step schedulers of ``configure_optimizers``' return value, parsed by Lightning's
+    own (private) parser so that the plain loop sees exactly what the Trainer sees. Epoch-interval schedulers
+    are left out: the benchmark times batches within one epoch."""
+    optimizers, schedulers, _ = _configure_optimizers(config)
+    configs = _configure_schedulers_manual_opt(schedulers)
+    return optimizers, [c.scheduler for c in configs if c.interval == "step"]
 
 
 class PlainRunner:
