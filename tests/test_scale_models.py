@@ -12,11 +12,9 @@ import pytest
 import torch
 from test_unpaired_models import TINY_UNPAIRED
 
-from conftest import ROOT, read_scalars
+from conftest import QUIET, ROOT, read_scalars
 from lit_gans.train import build
 
-QUIET = ["trainer.limit_val_batches=0", "trainer.log_every_n_steps=1", "trainer.enable_progress_bar=false",
-         "callbacks.image_grid.every_n_steps=0"]
 TINY_PIX2PIX = ["model.ngf=4", "model.ndf=4", "data.img_size=32", "data.size=8", "data.val_size=2"]
 TINY = {
     "cyclegan": TINY_UNPAIRED,
