@@ -128,6 +128,7 @@ def main(argv: list[str] | None = None) -> None:
         print(__doc__.strip() + "\n\nKeys (conf/export.yaml):\n" + Path(CONF, "export.yaml").read_text())
         return
     logging.basicConfig(level=logging.INFO, format="%(message)s")
+    logging.getLogger("onnxscript").setLevel(logging.WARNING)  # the graph optimiser's per-initializer notes
     with user_errors():
         if argv and argv[0] == "info":
             if len(argv) != 2:

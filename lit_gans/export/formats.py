@@ -152,6 +152,8 @@ def sniff(path: str | os.PathLike) -> tuple[str, dict[str, Any]]:
                 if meta_name is None:
                     raise _foreign(p, f"a {fmt} file without lit_gans metadata")
                 meta = json.loads(zf.read(meta_name))
+        except DataError:
+            raise
         except (zipfile.BadZipFile, OSError, ValueError) as err:
             raise DataError(f"{p} is a damaged archive ({type(err).__name__}: {str(err).splitlines()[0][:80]}): "
                             "export it again") from None
