@@ -11,7 +11,7 @@ PIP_INSTALL := $(PY) -m pip install --disable-pip-version-check -c constraints.t
 ARGS ?=
 PYTEST_ARGS ?=
 
-.PHONY: install train test test-fast test-perf figures tensorboard lint format clean
+.PHONY: install browser train test test-fast test-perf figures tensorboard lint format clean
 
 install: $(STAMP)
 
@@ -25,8 +25,14 @@ train: $(STAMP)
 	$(PY) train.py experiment=quickstart $(ARGS)
 
 ## Run the whole test suite (what CI runs)
-test: $(STAMP)
+test: $(STAMP) browser
 	$(PY) -m pytest $(PYTEST_ARGS)
+
+## Debian's Chromium for the web page's browser test (as root with apt-get; else that test is skipped, saying why)
+browser:
+	@test -x /usr/bin/chromium || { command -v apt-get >/dev/null && [ "$$(id -u)" = 0 ] \
+	  && (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null) \
+	  || echo "note: /usr/bin/chromium is missing and could not be installed: tests/test_serve_browser.py will skip"; }
 
 ## The suite without tests marked slow
 test-fast: $(STAMP)
