@@ -11,7 +11,7 @@ PIP_INSTALL := $(PY) -m pip install --disable-pip-version-check -c constraints.t
 ARGS ?=
 PYTEST_ARGS ?=
 
-.PHONY: install browser train test test-fast test-perf figures tensorboard lint format clean
+.PHONY: install browser train test test-fast test-perf figures tensorboard lint format clean gpu-check gpu-check-dry wheels official
 
 install: $(STAMP)
 
@@ -45,6 +45,29 @@ test-perf: $(STAMP)
 ## Regenerate the README figures (sample grid, curves) from a short run on built-in data
 figures: $(STAMP)
 	PY=$(PY) bash scripts/make_figures.sh
+
+## One-shot GPU check (scripts/gpu_check.sh): every model x precision x eager/compiled, DDP, speed vs the official StarGAN v2
+gpu-check: $(STAMP)
+	PY=$(PY) bash scripts/gpu_check.sh $(ARGS)
+
+## The same plan on this CPU at tiny sizes (proves the script; no GPU figures)
+gpu-check-dry: $(STAMP)
+	PY=$(PY) bash scripts/gpu_check.sh --dry-run $(ARGS)
+
+## Offline wheels for a GPU machine without hydra/omegaconf/antlr4/munch (git-ignored wheels/, carried by the device run)
+GPU_CHECK_WHEELS := hydra-core==1.3.8 omegaconf==2.3.1 munch==4.0.0
+wheels: $(STAMP)
+	@mkdir -p wheels
+	$(PY) -m pip download --disable-pip-version-check --no-deps --only-binary=:all: -d wheels $(GPU_CHECK_WHEELS)
+	$(PY) -m pip wheel --disable-pip-version-check --no-deps -w wheels antlr4-python3-runtime==4.9.3
+
+## The official StarGAN v2 code for the speed comparison, into git-ignored third_party/ (CC BY-NC: never committed)
+STARGAN_V2_REPO ?= https://github.com/clovaai/stargan-v2
+official:
+	@rm -rf third_party/stargan-v2 && mkdir -p third_party
+	git clone -q --depth 1 $(STARGAN_V2_REPO) third_party/stargan-v2 || test -f third_party/stargan-v2/core/solver.py
+	rm -rf third_party/stargan-v2/.git third_party/stargan-v2/assets
+	@test -f third_party/stargan-v2/core/solver.py && echo "official code in third_party/stargan-v2 ($$(du -sh third_party/stargan-v2 | cut -f1))"
 
 ## TensorBoard over every run (outputs/ and multirun/)
 tensorboard: $(STAMP)

@@ -197,7 +197,16 @@ def _time_plain(model: L.LightningModule, channels_last: bool, schedule_callback
 
 
 def run_benchmark(overrides: list[str], steps: int = 20, warmup: int = 3, compare_plain: bool = False,
-                  output_dir: str = ".") -> dict[str, Any]:
+                  output_dir: str = ".", callbacks: list[Callback] | None = None,
+                  count_flops: bool = True) -> dict[str, Any]:
+    """Train ``warmup + steps`` batches with the Trainer (plus one that closes the timed window) and report the
+    figures of the ``steps`` timed ones (see the module's ``--help``).
+
+    Args:
+        callbacks: extra callbacks for the Trainer's run only (e.g. :class:`lit_gans.bench.checks.StepChecks`);
+            the plain loop and the FLOP count run on copies of the model made before the fit.
+        count_flops: count one step's FLOPs (an extra step under ``torch.utils.flop_counter``).
+    """
     from lit_gans.train import build
 
     cfg = compose_config(overrides, output_dir)
@@ -218,6 +227,7 @@ def run_benchmark(overrides: list[str], steps: int = 20, warmup: int = 3, compar
                                    str(trainer.precision), batches, warmup, steps, device)
     timer = StepTimer(warmup, steps)
     trainer.callbacks.append(timer)
+    trainer.callbacks.extend(callbacks or [])
     trainer.fit_loop.max_epochs = 1
     trainer.limit_train_batches = warmup + steps + 1
     if device.type == "cuda":
@@ -230,6 +240,7 @@ def run_benchmark(overrides: list[str], steps: int = 20, warmup: int = 3, compar
         "overrides": overrides,
         "device": torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu",
         "torch": torch.__version__,
+        "cuda": torch.version.cuda if device.type == "cuda" else None,
         "precision": str(trainer.precision),
         "batch_size": batch_size,
         "steps": steps,
@@ -240,12 +251,14 @@ def run_benchmark(overrides: list[str], steps: int = 20, warmup: int = 3, compar
         "compile_s": (timer.warmup_end - timer.fit_start) if cfg.model.get("compile") else None,
     }
 
-    flop_model = copy.deepcopy(pristine).to(device)
-    runner = PlainRunner(flop_model, [copy.deepcopy(c) for c in schedule_callbacks], result["precision"])
-    with StepFlopCounter() as counter:
-        runner.step(batches[0])
-    result["tflop_per_step"] = counter.get_total_flops() / 1e12
-    result["achieved_tflops"] = result["tflop_per_step"] / result["s_per_step"]
+    if count_flops:
+        flop_model = copy.deepcopy(pristine).to(device)
+        runner = PlainRunner(flop_model, [copy.deepcopy(c) for c in schedule_callbacks], result["precision"])
+        with StepFlopCounter() as counter:
+            runner.step(batches[0])
+        result["tflop_per_step"] = counter.get_total_flops() / 1e12
+        result["achieved_tflops"] = result["tflop_per_step"] / result["s_per_step"]
+        del flop_model, runner
 
     if compare_plain:
         after = _time_plain(copy.deepcopy(pristine), model.channels_last, schedule_callbacks, result["precision"],
