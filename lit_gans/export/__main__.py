@@ -56,8 +56,10 @@ def export_checkpoint(cfg: DictConfig) -> dict[str, Any]:
             raise ConfigError("vae_decoder=true is for latent models; this checkpoint works on pixels already")
         vae = inference.model_vae(model, cfg.vae, cfg.vae_subfolder, device)
     graph, spec = build_graph(model, vae=vae, pix2pix_norm=cfg.pix2pix_norm)
-    if int(cfg.batch) < 2:
-        raise ConfigError(f"batch={cfg.batch}: trace with at least 2 items (the file takes any batch size)")
+    if int(cfg.batch) < 4:
+        # StarGAN v2's example batch is split between latent codes and references: 2 of each at least, so
+        # that no tracer takes a size of 0 or 1 for a constant.
+        raise ConfigError(f"batch={cfg.batch}: trace with at least 4 items (the file takes any batch size)")
     example = example_inputs(spec, int(cfg.batch), device, torch.Generator().manual_seed(0))
     out = Path(os.path.expanduser(str(cfg.out))) if cfg.out else default_out(cfg.ckpt, cfg.format)
     extra = {"checkpoint": str(Path(os.path.expanduser(str(cfg.ckpt))).resolve()), "torch": torch.__version__}
@@ -78,7 +80,7 @@ def export_checkpoint(cfg: DictConfig) -> dict[str, Any]:
                            "format (onnx, torchscript, pt2) and report the model settings") from err
     diff = None
     if cfg.verify:
-        exported = load(out)
+        exported = load(out, device=str(device))
         check = example_inputs(spec, 3, device, torch.Generator().manual_seed(1))  # another batch size than traced
         with torch.no_grad():
             want = graph(*check.values())

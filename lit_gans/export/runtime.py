@@ -8,6 +8,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import math
 import os
 import warnings
@@ -78,7 +79,10 @@ class Exported:
         if self.format == "onnx":
             outs = self._session.run(None, {k: v.cpu().numpy() for k, v in tensors.items()})
             return tuple(torch.from_numpy(np.asarray(o)).float() for o in outs)
-        with torch.no_grad():
+        # TorchScript as traced, without the JIT's profiling runs and re-optimisation for every new input shape
+        # (seconds per shape on a CPU, for no gain on these convolutional graphs).
+        optimized = torch.jit.optimized_execution(False) if self.format == "torchscript" else contextlib.nullcontext()
+        with torch.no_grad(), optimized:
             outs = self._module(*(tensors[n].to(self.device) for n in self.input_names))
         outs = outs if isinstance(outs, (tuple, list)) else (outs,)
         return tuple(o.float().cpu() for o in outs)
