@@ -36,23 +36,34 @@ def as_uint8(x: torch.Tensor) -> np.ndarray:
     return ((x.clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8).permute(1, 2, 0).numpy()
 
 
+# The browser test imports these fixtures; pytest then makes a second session fixture of each, so the
+# checkpoint and the server are kept here and made once per session whichever module asks first.
+_SHARED: dict[str, object] = {}
+
+
 @pytest.fixture(scope="session")
 def serve_ckpt(tmp_path_factory):
-    from lit_gans.train import train
+    if "ckpt" not in _SHARED:
+        from lit_gans.train import train
 
-    out = tmp_path_factory.mktemp("serve_stargan")
-    train(compose_config([*TINY_STARGAN, "data.per_domain=4", "data.val_per_domain=2", *QUIET, "trainer.max_steps=2",
-                          "logger=[]", "callbacks.model_checkpoint=null"], str(out)))
-    return out / "checkpoints" / "last.ckpt"
+        out = tmp_path_factory.mktemp("serve_stargan")
+        train(compose_config([*TINY_STARGAN, "data.per_domain=4", "data.val_per_domain=2", *QUIET,
+                              "trainer.max_steps=2", "logger=[]", "callbacks.model_checkpoint=null"], str(out)))
+        _SHARED["ckpt"] = out / "checkpoints" / "last.ckpt"
+    return _SHARED["ckpt"]
 
 
 @pytest.fixture(scope="session")
 def server(serve_ckpt, tmp_path_factory):
     """One server for the session (also the browser test's): small limits so that the size checks are cheap
     to reach, a batch window long enough that concurrent requests share batches."""
+    if "server" in _SHARED:
+        yield _SHARED["server"]
+        return
     log = tmp_path_factory.mktemp("serve_log") / "server.log"
     with ServerProcess(str(serve_ckpt), "max_batch_size=4", "batch_timeout=0.05", "max_upload_mb=1",
                        "max_pixels=65536", "threads=1", log=str(log)) as proc:
+        _SHARED["server"] = proc
         yield proc
 
 
@@ -210,6 +221,24 @@ def test_port_in_use_is_one_line(server, serve_ckpt, capsys):
     assert f"cannot listen on 127.0.0.1:{server.port}" in capsys.readouterr().err
 
 
+@pytest.mark.slow
+def test_sigterm_stops_every_process_of_the_server(serve_ckpt):
+    """kill PID (SIGTERM to the server alone) ends its inference worker and helper processes too."""
+    import signal
+    import time
+
+    proc = ServerProcess(str(serve_ckpt))
+    try:
+        proc.proc.send_signal(signal.SIGTERM)
+        assert proc.proc.wait(timeout=30) is not None
+        deadline = time.monotonic() + 10
+        while proc.group_alive() and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert not proc.group_alive(), "processes of the server outlived it"
+    finally:
+        proc.stop()
+
+
 # ---------------------------------------------------------------------------------------------- other families
 def _checkpoint(model, path):
     """A checkpoint as train.py writes one (the keys inference.load_model reads)."""
@@ -256,6 +285,8 @@ def test_other_families_through_the_inference_worker(family, tmp_path):
             want = graph(x)[0]
     got = np.asarray(Image.open(io.BytesIO(outs[0])))
     assert np.abs(got.astype(int) - as_uint8(want)).max() <= 1
+    # Without batching (max_batch_size=1) LitServe hands predict one request, not a list.
+    assert api.predict(items[0]) == outs[0] and api.predict(items[-1]) is items[-1]
 
 
 @pytest.mark.perf

@@ -18,6 +18,9 @@ from __future__ import annotations
 
 import io
 import logging
+import os
+import threading
+import time
 from dataclasses import dataclass
 from typing import Any
 
@@ -39,6 +42,20 @@ class ServeOptions:
     vae_subfolder: str | None = None
     pix2pix_norm: str = "auto"
     threads: int | None = None
+
+
+def watch_parent(interval_s: float = 1.0) -> None:
+    """End this worker process when the server process that started it is gone (killed with SIGKILL, say):
+    LitServe's workers would otherwise wait for requests forever."""
+    parent = os.getppid()
+
+    def watch() -> None:
+        while True:
+            time.sleep(interval_s)
+            if os.getppid() != parent:
+                os._exit(0)
+
+    threading.Thread(target=watch, name="lit_gans-parent-watch", daemon=True).start()
 
 
 def png_bytes(img: Tensor) -> bytes:
@@ -66,6 +83,7 @@ class TranslateAPI(ls.LitAPI):
 
         if self.options.threads:
             torch.set_num_threads(self.options.threads)
+        watch_parent()
         self.torch_device = torch.device(device)
         self.model, _ = inference.load_model(self.options.ckpt, self.torch_device)
         self.vae = inference.model_vae(self.model, self.options.vae, self.options.vae_subfolder, self.torch_device)
@@ -99,7 +117,11 @@ class TranslateAPI(ls.LitAPI):
 
     # ------------------------------------------------------------------ per batch
     @torch.no_grad()
-    def predict(self, items: list[Job | Rejection]) -> list[bytes | Rejection]:
+    def predict(self, items: list[Job | Rejection] | Job | Rejection) -> list[bytes | Rejection] | bytes | Rejection:
+        """A batch (a list, ``max_batch_size > 1``) or, without batching, one request (LitServe then calls
+        neither ``batch`` nor ``unbatch``)."""
+        if not isinstance(items, list):
+            return self.predict([items])[0]
         jobs = [(i, it) for i, it in enumerate(items) if isinstance(it, Job)]
         out: list[bytes | Rejection] = list(items)  # rejections pass through
         if not jobs:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import signal
 import socket
 import sys
 from importlib import resources
@@ -226,6 +227,10 @@ def compose(argv: list[str]) -> DictConfig:
         GlobalHydra.instance().clear()
 
 
+def _interrupt(signum: int, frame: Any) -> None:
+    raise KeyboardInterrupt
+
+
 def main(argv: list[str] | None = None) -> None:
     from lit_gans.cli import user_errors
 
@@ -239,8 +244,13 @@ def main(argv: list[str] | None = None) -> None:
         check_settings(cfg)
         check_port(str(cfg.host), int(cfg.port))
         server = build_server(cfg)
+    # SIGTERM (kill, systemd, docker stop) takes LitServe's Ctrl+C path, which stops the inference worker and
+    # LitServe's manager process; the default handler would end this process alone and leave them running.
+    signal.signal(signal.SIGTERM, _interrupt)
+    # ... in this process only: the HTTP server process LitServe forks is stopped by LitServe itself.
+    os.register_at_fork(after_in_child=lambda: signal.signal(signal.SIGTERM, signal.SIG_DFL))
     shown = "127.0.0.1" if cfg.host == "0.0.0.0" else cfg.host
     log.info("serving %s at http://%s:%s/ (web page; POST /translate, GET /info, GET /health)", cfg.ckpt, shown, cfg.port)
     log.info("info: %s", json.dumps(server.model_metadata))
-    server.run(host=str(cfg.host), port=int(cfg.port), generate_client_file=False, api_server_worker_type="thread",
+    server.run(host=str(cfg.host), port=int(cfg.port), generate_client_file=False, api_server_worker_type="process",
                num_api_servers=1, log_level=str(cfg.log_level))

@@ -186,19 +186,29 @@ class ServerProcess:
         self.stop()
         raise RuntimeError(f"the server did not answer /health within {startup_s:.0f} s")
 
-    def stop(self) -> None:
+    def group_alive(self) -> bool:
+        try:
+            os.killpg(self.proc.pid, 0)
+        except ProcessLookupError:
+            return False
+        return True
+
+    def stop(self, timeout: float = 30.0) -> None:
+        """SIGTERM to the server (it stops its worker and helper processes itself), then SIGKILL to whatever
+        of its process group is left after ``timeout``."""
         if self.proc.poll() is None:
-            os.killpg(self.proc.pid, signal.SIGTERM)
+            self.proc.send_signal(signal.SIGTERM)
             try:
-                self.proc.wait(timeout=20)
+                self.proc.wait(timeout=timeout)
             except subprocess.TimeoutExpired:
-                os.killpg(self.proc.pid, signal.SIGKILL)
-                self.proc.wait(timeout=10)
-        else:  # the worker may outlive a server that died: end the group anyway
-            try:
-                os.killpg(self.proc.pid, signal.SIGKILL)
-            except ProcessLookupError:
                 pass
+        deadline = time.monotonic() + 5
+        while self.group_alive() and time.monotonic() < deadline:
+            time.sleep(0.2)
+        if self.group_alive():
+            os.killpg(self.proc.pid, signal.SIGKILL)
+        if self.proc.poll() is None:
+            self.proc.wait(timeout=10)
         if self.log is not subprocess.DEVNULL:
             self.log.close()
 
