@@ -287,6 +287,14 @@ def test_other_families_through_the_inference_worker(family, tmp_path):
     assert np.abs(got.astype(int) - as_uint8(want)).max() <= 1
     # Without batching (max_batch_size=1) LitServe hands predict one request, not a list.
     assert api.predict(items[0]) == outs[0] and api.predict(items[-1]) is items[-1]
+    # What /info says about it (the server is built, not run).
+    server = serve_app.build_server(serve_app.compose([f"ckpt={ckpt}"]))
+    meta = server.model_metadata
+    assert meta["family"] == family and meta["image_size"] == info.pixel_size and "image" in meta["fields"]
+    assert ("direction" in meta["fields"]) == (family == "cyclegan")
+    if family == "palette":
+        assert meta["default_steps"] == 50 and meta["max_steps"] == 1000
+    assert server.app.router.routes[0].path == "/"  # the page, before LitServe's own "/"
 
 
 @pytest.mark.perf
