@@ -25,7 +25,11 @@
 #     run(command="bash scripts/gpu_check.sh", carry=["wheels", "third_party/stargan-v2"], timeout_s=570)
 # then, here, with the files it returns:
 #     python -m lit_gans.bench.gpu_check --update-docs <files_at>/gpu_check.json   # docs/performance.md
-# Items the 8-minute budget skipped are listed with "rerun with --only SECTION".
+# Items the budget skipped say "rerun with --resume": copy the returned report into the checkout (git-ignored
+# name) and run only what is missing, keeping the finished items:
+#     cp <files_at>/gpu_check.json gpu_check_prev.json
+#     run(command="bash scripts/gpu_check.sh --resume gpu_check_prev.json --budget-s 200",
+#         carry=["wheels", "third_party/stargan-v2", "gpu_check_prev.json"], timeout_s=260)
 set -uo pipefail
 cd "$(dirname "$0")/.."
 REPO=$(pwd)

@@ -157,6 +157,7 @@ class Options:
     models: tuple[str, ...] = MODELS
     dry_run_compile: bool = False
     steps: int | None = None  # override the speed runs' timed steps
+    done: dict[str, dict[str, Any]] = field(default_factory=dict)  # --resume: finished items of an earlier report
 
 
 def _accelerator(opts: Options) -> list[str]:
@@ -170,54 +171,57 @@ def _device(opts: Options):
     return torch.device("cpu" if opts.dry_run else "cuda")
 
 
+CUDA_ONLY = "16-mixed needs CUDA (Lightning's fp16 AMP with a GradScaler)"
+
+
 def build_plan(opts: Options) -> list[Item]:
-    """Every item in priority order (what matters most first, so that a short budget skips the least)."""
+    """Every item, in phases so that a short budget skips the least: what the issue's figures and targets need
+    first, then the other precisions, then compilation and the remaining speed rows (see the comments)."""
     from lit_gans.bench import official as off
 
     dry = opts.dry_run
     models = DRY_MODELS if dry else GPU_MODELS
-    items: list[Item] = [Item("env", "env", lambda: env_info(opts), 10, 120)]
-
-    # Correctness: eager, precision-major so that every model is covered in bf16 first.
-    for precision in PRECISIONS:
-        for name in opts.models:
-            skip = "16-mixed needs CUDA (Lightning's fp16 AMP with a GradScaler)" if dry and precision == "16-mixed" else None
-            items.append(_correctness_item(opts, name, models[name], precision, False, skip))
-
-    # DDP with one device: the code path of multi-GPU users.
-    items.append(Item("ddp/stargan", "ddp", lambda: ddp_check(opts), 40, 240,
-                      meta={"trainer": "ddp_cpu (gloo)" if dry else "ddp (nccl)", "devices": 1}))
-
-    # Speed, ours next to the official iteration.
-    found = off.find_official(opts.official_dir)
     speed_cfgs = DRY_SPEED if dry else GPU_SPEED
-    for cfg in speed_cfgs:
-        for b in cfg.batches:
-            for precision in cfg.precisions:
-                items.append(_speed_item(opts, cfg, b, precision))
-            if cfg.official is not None:
-                if dry and b != cfg.batches[0]:
-                    continue  # the official nets are heavy on a CPU: one batch size in a dry run
-                for dtype in (None, "bfloat16"):
-                    skip = None if found else f"official StarGAN v2 code not found; get it with: {off.HOW_TO_GET}"
-                    items.append(_official_item(opts, cfg, b, dtype, found, skip))
-
-    # Compilation: speed-up of StarGAN v2 at 256 px, then correctness of the compiled models.
+    found = off.find_official(opts.official_dir)
     compile_skip = None
     if dry and not opts.dry_run_compile:
         compile_skip = ("torch.compile is skipped in --dry-run: compiling even the tiny StarGAN v2 takes about 2 min "
                         "on a 2-core CPU (inductor builds C++); --dry-run-compile includes it")
-    first = speed_cfgs[0]
-    items.append(_speed_item(opts, first, first.batches[0], "bf16-mixed", compiled=True, skip=compile_skip))
-    for precision in PRECISIONS:
-        for name in COMPILED_MODELS:
-            if name in opts.models:
-                skip = compile_skip
-                if dry and precision == "16-mixed":
-                    skip = "16-mixed needs CUDA (Lightning's fp16 AMP with a GradScaler)"
-                items.append(_correctness_item(opts, name, models[name], precision, True, skip))
 
-    # Lower priority: ours in fp32 next to the official fp32.
+    def correctness(precision: str, compiled: bool = False) -> list[Item]:
+        names = [n for n in opts.models if not compiled or n in COMPILED_MODELS]
+        skip = CUDA_ONLY if dry and precision == "16-mixed" else (compile_skip if compiled else None)
+        return [_correctness_item(opts, n, models[n], precision, compiled, skip) for n in names]
+
+    def speed(cfg: SpeedConfig, b: int) -> list[Item]:
+        # A dry run proves the code path with each config's first batch size (the others add no new path).
+        skip = "dry run: first batch size only" if dry and b != cfg.batches[0] else None
+        out = [_speed_item(opts, cfg, b, precision, skip=skip) for precision in cfg.precisions]
+        if cfg.official is not None:
+            missing = None if found else f"official StarGAN v2 code not found; get it with: {off.HOW_TO_GET}"
+            out += [_official_item(opts, cfg, b, dtype, found, skip or missing) for dtype in (None, "bfloat16")]
+        return out
+
+    first, latent, cyclegan = speed_cfgs
+    items: list[Item] = [Item("env", "env", lambda: env_info(opts), 10, 120)]
+    # Phase 1: every model in bf16, DDP, the speed comparisons behind the targets (256 px at both batch sizes,
+    # latents at the first).
+    items += correctness("bf16-mixed")
+    items.append(Item("ddp/stargan", "ddp", lambda: ddp_check(opts), 40, 240,
+                      meta={"trainer": "ddp_cpu (gloo)" if dry else "ddp (nccl)", "devices": 1}))
+    items += speed(first, first.batches[0]) + speed(latent, latent.batches[0])
+    for b in first.batches[1:]:
+        items += speed(first, b)
+    # Phase 2: the other precisions (cheap), then compiled StarGAN v2 and pix2pix in bf16.
+    items += correctness("32-true") + correctness("16-mixed")
+    items += correctness("bf16-mixed", compiled=True)
+    # Phase 3: the rest of the speed rows, the compile speed-up, compiled in the other precisions.
+    for b in latent.batches[1:]:
+        items += speed(latent, b)
+    for b in cyclegan.batches:
+        items += speed(cyclegan, b)
+    items.append(_speed_item(opts, first, first.batches[0], "bf16-mixed", compiled=True, skip=compile_skip))
+    items += correctness("32-true", compiled=True) + correctness("16-mixed", compiled=True)
     items.append(_speed_item(opts, first, first.batches[0], "32-true"))
     return [i for i in items if i.section in opts.only or i.section == "env"]
 
@@ -260,11 +264,15 @@ def _official_item(opts: Options, cfg: SpeedConfig, batch: int, dtype: str | Non
                    skip: str | None) -> Item:
     dry = opts.dry_run
     img_size, channels = cfg.official  # type: ignore[misc]
+    # The official nets cannot be shrunk (widths follow img_size, 32 px at least): about 0.7 TFLOP per image
+    # and iteration, minutes on a CPU. A dry run times one iteration of batch 1 and counts no FLOPs.
     steps, warmup = (1, 0) if dry else (opts.steps or 5, 2)
+    batch = 1 if dry and not (skip or "").startswith("dry run") else batch
     precision = "32-true" if dtype is None else f"{dtype} autocast"
     big = (not dry) and img_size == 256 and batch >= 32
     return Item(f"speed/{cfg.key}/b{batch}/official/{'fp32' if dtype is None else dtype}", "speed",
-                lambda: official_check(path, _device(opts), batch, img_size, channels, dtype, steps, warmup),
+                lambda: official_check(path, _device(opts), batch, img_size, channels, dtype, steps, warmup,
+                                       count_flops=not dry),
                 40 if big else 20, 180,
                 meta={"config": cfg.key, "title": cfg.title, "batch_size": batch, "impl": "official",
                       "precision": precision, "compile": False, "img_size": img_size, "in_channels": channels},
@@ -284,7 +292,7 @@ _BENCH_KEYS = ("device", "precision", "batch_size", "steps", "s_per_step", "img_
 def _is_sync_error(exc: BaseException) -> bool:
     from lit_gans.bench.checks import HostSyncError
 
-    return isinstance(exc, HostSyncError) or "synchroniz" in str(exc)
+    return isinstance(exc, HostSyncError) or "synchronizing CUDA operation" in str(exc)
 
 
 def correctness_check(overrides: list[str], warmup: int = 1, steps: int = 1,
@@ -338,13 +346,14 @@ def speed_check(overrides: list[str], steps: int, warmup: int, compare_plain: bo
 
 
 def official_check(path: str | None, device, batch: int, img_size: int, channels: int, dtype: str | None,
-                   steps: int, warmup: int) -> dict[str, Any]:
+                   steps: int, warmup: int, count_flops: bool = True) -> dict[str, Any]:
     import torch
 
     from lit_gans.bench.official import time_official
 
     result = time_official(path, device, batch, img_size=img_size, in_channels=channels,
-                           autocast_dtype=getattr(torch, dtype) if dtype else None, steps=steps, warmup=warmup)
+                           autocast_dtype=getattr(torch, dtype) if dtype else None, steps=steps, warmup=warmup,
+                           count_flops=count_flops)
     return {"status": "measured", "bench": result}
 
 
@@ -491,21 +500,27 @@ def run_plan(items: list[Item], opts: Options, report: dict[str, Any], write: Ca
         for item in items:
             entry: dict[str, Any] = {"id": item.id, "section": item.section, **item.meta}
             left = opts.budget_s - (time.monotonic() - started)
-            if terminated:
+            if item.id in opts.done and item.id != "env":
+                entry = {**opts.done[item.id], "resumed": True}
+            elif terminated:
                 entry.update(status="skipped", reason="the run was terminated")
             elif item.skip:
                 entry.update(status="skipped", reason=item.skip)
             elif left < item.est_s:
                 entry.update(status="skipped", reason=f"time budget: {max(left, 0):.0f} s left of {opts.budget_s:.0f} s, "
-                                                      f"needs about {item.est_s:.0f} s (rerun with --only {item.section})")
+                                                      f"needs about {item.est_s:.0f} s (rerun with --resume)")
             else:
-                t0 = time.monotonic()
+                t0, cpu0 = time.monotonic(), time.process_time()
                 print(f"[gpu_check] {item.id} ...", flush=True)
                 try:
                     with _time_limit(min(item.timeout_s, left)):
                         entry.update(item.fn())
                 except ItemTimeout as exc:
-                    entry.update(status="timeout", error=str(exc))
+                    if left < item.timeout_s:  # the budget ran out, not the item's own limit
+                        entry.update(status="skipped", reason=f"time budget ran out during this item ({left:.0f} s "
+                                                              f"were left; rerun with --resume)")
+                    else:
+                        entry.update(status="timeout", error=str(exc))
                 except Terminated as exc:
                     terminated = True
                     entry.update(status="interrupted", error=f"terminated ({exc})")
@@ -516,9 +531,10 @@ def run_plan(items: list[Item], opts: Options, report: dict[str, Any], write: Ca
                     entry.update(status="error", error=f"{type(exc).__name__}: {str(exc).strip()[:2000]}",
                                  traceback=traceback.format_exc().strip().splitlines()[-12:])
                 entry["elapsed_s"] = round(time.monotonic() - t0, 2)
+                entry["cpu_s"] = round(time.process_time() - cpu0, 2)  # this process's CPU time (not children's)
                 print(f"[gpu_check] {item.id}: {entry['status']} ({entry['elapsed_s']:.1f} s)"
-                      + (f" {entry.get('error', '')}" if entry["status"] not in ("passed", "measured") else ""),
-                      flush=True)
+                      + (f" {entry.get('error') or entry.get('reason') or ''}"
+                         if entry["status"] not in ("passed", "measured") else ""), flush=True)
                 _cleanup()
             results.append(entry)
             report["meta"]["elapsed_s"] = round(time.monotonic() - started, 1)
@@ -642,7 +658,7 @@ def render_markdown(report: dict[str, Any]) -> str:
         for e in corr:
             c = e.get("checks") or {}
             bench = e.get("bench") or {}
-            note = e.get("reason") or e.get("error") or ""
+            note = "see Skipped" if e["status"] == "skipped" else (e.get("error") or "")
             r1 = c.get("r1_fp32") or {}
             if r1.get("ok") is not None and "max_rel_diff" in r1:
                 note = (note + "; " if note else "") + f"R1 rel. diff {r1['max_rel_diff']:.1e}"
@@ -667,7 +683,7 @@ def render_markdown(report: dict[str, Any]) -> str:
                 f"optimizer steps; host syncs in the step: {((e.get('checks') or {}).get('no_host_sync') or {}).get('count')}"
                 + (f"; {_cell(e.get('reason') or e.get('error'))}" if e.get("reason") or e.get("error") else ""), ""]
 
-    speed = [e for e in items if e["id"].startswith("speed/")]
+    speed = [e for e in items if e["id"].startswith("speed/") and e["status"] != "skipped"]  # skips: listed below
     if speed:
         out += ["#### Speed (same device, same batches on the device)", "",
                 "| config | batch | implementation | precision | img/s | ms/step | peak GiB | TFLOP/step | TFLOP/s "
@@ -785,16 +801,22 @@ def update_docs(report_path: str, docs: str = os.path.join(ROOT, "docs", "perfor
 
 
 # ---------------------------------------------------------------------------------------------------- CLI
-def run(opts: Options, argv: list[str] | None = None) -> dict[str, Any]:
+def run(opts: Options, argv: list[str] | None = None, resumed_from: str | None = None) -> dict[str, Any]:
     started = time.monotonic()
     report: dict[str, Any] = {"meta": {
         "dry_run": opts.dry_run, "budget_s": opts.budget_s, "command": "python -m lit_gans.bench.gpu_check "
         + " ".join(argv or []), "started": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
-        "git_commit": _git_commit(), "sections": list(opts.only)}, "items": []}
+        "git_commit": _git_commit(), "sections": list(opts.only), "resumed_from": resumed_from,
+        "resumed_items": len(opts.done)}, "items": []}
     import torch
+
+    from lit_gans.errors import ConfigError
 
     if opts.dry_run:
         torch.set_num_threads(max(1, min(2, os.cpu_count() or 1)))
+    elif not torch.cuda.is_available():
+        raise ConfigError("no CUDA device is visible to torch here: run this on a GPU machine, or pass --dry-run "
+                          "for the CPU rehearsal")
     return run_plan(build_plan(opts), opts, report, _writer(opts.out_dir), started)
 
 
@@ -813,6 +835,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--models", default=",".join(MODELS), help="models of the correctness matrix")
     parser.add_argument("--steps", type=int, default=None, help="timed steps of the speed runs (default 8; 1 dry)")
     parser.add_argument("--dry-run-compile", action="store_true", help="include torch.compile in --dry-run (slow)")
+    parser.add_argument("--resume", metavar="REPORT", help="keep the finished items (passed, failed, measured) of "
+                        "an earlier gpu_check.json and run only the others (skipped, errors, timeouts)")
     parser.add_argument("--update-docs", metavar="REPORT", help="write REPORT (gpu_check.json of a GPU run) into "
                         "docs/performance.md and docs/gpu_check.json, then exit")
     args = parser.parse_args(argv)
@@ -829,10 +853,21 @@ def main(argv: list[str] | None = None) -> int:
             unknown = sorted(set(given) - set(allowed))
             if unknown:
                 raise ConfigError(f"{name} has unknown value(s) {', '.join(unknown)}: choose from {', '.join(allowed)}")
+        done = {}
+        if args.resume:
+            try:
+                with open(args.resume) as f:
+                    previous = json.load(f)
+            except (OSError, ValueError) as exc:
+                raise ConfigError(f"--resume {args.resume}: cannot read the report ({exc}); pass a gpu_check.json") from None
+            if bool(previous.get("meta", {}).get("dry_run")) != args.dry_run:
+                raise ConfigError(f"--resume {args.resume}: one of that report and this run is a dry run and the "
+                                  "other is not: they cannot be merged")
+            done = {e["id"]: e for e in previous.get("items", []) if e.get("status") in ("passed", "failed", "measured")}
         opts = Options(dry_run=args.dry_run, budget_s=args.budget_s, out_dir=args.out_dir,
                        official_dir=args.official_dir, only=only, models=models,
-                       dry_run_compile=args.dry_run_compile, steps=args.steps)
-        report = run(opts, argv)
+                       dry_run_compile=args.dry_run_compile, steps=args.steps, done=done)
+        report = run(opts, argv, resumed_from=args.resume)
     print(render_markdown(report))
     print(f"[gpu_check] report: {os.path.join(opts.out_dir, 'gpu_check.json')} and gpu_check.md")
     return 0 if report["summary"]["ok"] else 1
