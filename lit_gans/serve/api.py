@@ -81,7 +81,7 @@ class TranslateAPI(ls.LitAPI):
         from lit_gans import inference
         from lit_gans.export import build_graph
 
-        if self.options.threads:
+        if self.options.threads and torch.device(device).type == "cpu":
             torch.set_num_threads(self.options.threads)
         watch_parent()
         self.torch_device = torch.device(device)

@@ -167,6 +167,8 @@ def check_settings(cfg: DictConfig) -> None:
         raise ConfigError(f"port={cfg.port}: pass a port from 1024 to 65535")
     if int(cfg.max_batch_size) < 1 or float(cfg.batch_timeout) < 0:
         raise ConfigError("max_batch_size must be at least 1 and batch_timeout at least 0")
+    if int(cfg.workers) < 1 or (cfg.threads is not None and int(cfg.threads) < 1):
+        raise ConfigError("workers and threads must be at least 1 (threads=null: torch's default)")
     if float(cfg.max_upload_mb) <= 0 or int(cfg.max_pixels) < 1:
         raise ConfigError("max_upload_mb and max_pixels must be positive")
 
@@ -195,7 +197,8 @@ def build_server(cfg: DictConfig) -> Any:
     options = ServeOptions(ckpt=str(cfg.ckpt), vae=cfg.vae, vae_subfolder=cfg.vae_subfolder,
                            pix2pix_norm=cfg.pix2pix_norm, threads=cfg.threads)
     api = TranslateAPI(options, info, limits, int(cfg.max_batch_size), float(cfg.batch_timeout))
-    server = ls.LitServer(api, accelerator=cfg.accelerator, devices=cfg.devices, timeout=float(cfg.timeout),
+    server = ls.LitServer(api, accelerator=cfg.accelerator, devices=cfg.devices, workers_per_device=int(cfg.workers),
+                          timeout=float(cfg.timeout),
                           model_metadata=meta, middlewares=[(UploadGuard, {"max_bytes": int(cfg.max_upload_mb * 2**20)})])
     html = page()
 
