@@ -8,9 +8,9 @@ import zipfile
 
 import pytest
 import torch
+from test_serve import serve_ckpt  # noqa: F401 - the session's trained checkpoint
 from torch import nn
 
-from conftest import QUIET, TINY_STARGAN, compose_config
 from lit_gans.errors import DataError
 from lit_gans.export import __main__ as export_cli
 from lit_gans.export import build_graph, example_inputs, load, read_metadata, sample_palette
@@ -229,13 +229,9 @@ def test_latent_stargan_with_the_vae_decoder_returns_pixels(tmp_path):
 
 # ---------------------------------------------------------------------------------------------- the command
 @pytest.fixture(scope="module")
-def stargan_ckpt(tmp_path_factory):
-    from lit_gans.train import train
-
-    out = tmp_path_factory.mktemp("stargan_export")
-    train(compose_config([*TINY_STARGAN, "data.per_domain=4", "data.val_per_domain=2", *QUIET, "trainer.max_steps=2",
-                          "logger=[]", "callbacks.model_checkpoint=null"], str(out)))
-    return out / "checkpoints" / "last.ckpt"
+def stargan_ckpt(serve_ckpt):  # noqa: F811 - the imported fixture
+    """The tiny StarGAN v2 trained for two steps by tests/test_serve.py (made once per session)."""
+    return serve_ckpt
 
 
 @pytest.mark.parametrize("fmt", ["onnx", "torchscript"])
