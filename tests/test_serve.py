@@ -307,3 +307,44 @@ def test_batching_raises_throughput(serve_ckpt, tmp_path):
     print("\n" + table(rows))
     assert all(r.errors == 0 for _, r in rows)
     assert rows[1][1].requests_per_s > rows[0][1].requests_per_s
+
+
+@pytest.mark.slow
+def test_latent_stargan_encodes_uploads_and_decodes_results(tmp_path):
+    """A latent model: an uploaded image is encoded by the VAE, a .npy upload is taken as latents, the result is
+    decoded to pixels; the same as encoding, translating and decoding by hand."""
+    from starlette.datastructures import FormData, UploadFile
+    from test_export import perturbed
+
+    from lit_gans.latents.vae import decode_latents, encode_images
+    from lit_gans.models import StarGANv2
+    from lit_gans.serve.api import ServeOptions, TranslateAPI
+    from lit_gans.serve.requests import Limits
+    from test_image_grid import tiny_vae_dir
+
+    vae_dir = tiny_vae_dir(tmp_path / "vae")
+    torch.manual_seed(0)
+    model = perturbed(StarGANv2(img_size=8, in_channels=4, dim=8, max_conv_dim=16, mapping_dim=32, style_dim=8,
+                                latent_dim=4, num_domains=2, latent_scale=0.18215, vae={"path": vae_dir}))
+    model.data_spec = {"domain_names": ["cat", "dog"]}
+    ckpt = _checkpoint(model, tmp_path / "latent.ckpt")
+    vae = inference.model_vae(model)
+    info = serve_app.model_info(model, "stargan_v2", vae)
+    assert (info.pixel_size, info.img_size, info.latent) == (64, 8, True)
+    api = TranslateAPI(ServeOptions(ckpt), info, Limits())
+    api.setup("cpu")
+    image = png(rgb((64, 64), seed=9))
+    ref = torch.randn(4, 8, 8)
+    buf = io.BytesIO()
+    np.save(buf, ref.numpy())
+    forms = [FormData([("image", UploadFile(io.BytesIO(image), filename="a.png")), ("domain", "dog"), ("seed", "2")]),
+             FormData([("image", UploadFile(io.BytesIO(image), filename="a.png")), ("domain", "cat"),
+                       ("reference", UploadFile(io.BytesIO(buf.getvalue()), filename="r.npy"))])]
+    items = [api.decode_request(f) for f in forms]
+    outs = api.predict(items)
+    x = encode_images(vae, items[0].x[None])
+    z = torch.randn(4, generator=torch.Generator().manual_seed(2))[None]
+    wants = [decode_latents(vae, model.translate(x, 1, z=z))[0], decode_latents(vae, model.translate(x, 0, x_ref=ref[None]))[0]]
+    for out, want in zip(outs, wants, strict=True):
+        got = np.asarray(Image.open(io.BytesIO(out)))
+        assert got.shape == (64, 64, 3) and np.abs(got.astype(int) - as_uint8(want)).max() <= 1
