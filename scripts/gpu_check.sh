@@ -19,6 +19,7 @@
 #
 # The official StarGAN v2 code (CC BY-NC 4.0, never committed) goes into the git-ignored third_party/stargan-v2:
 #     make official      # git clone --depth 1 https://github.com/clovaai/stargan-v2 third_party/stargan-v2
+#     make official STARGAN_V2_REPO=<another clone or mirror>      # where GitHub is out of reach
 # Without it only the comparison with it is skipped (the report says how to get it).
 #
 # With the device tool, from this repository's root (both carried folders are well under 1 MiB):

@@ -18,12 +18,15 @@ In one process, within a time budget, it runs and reports:
   the Lightning-vs-plain-loop overhead; compiled StarGAN v2: warm-up seconds and speed-up.
 
 Every item runs in its own ``try`` with a time limit; one that fails is recorded and the rest still run. Items
-that no longer fit the budget are skipped with that reason. ``gpu_check.json`` and ``gpu_check.md`` are
-rewritten after every item, so an interrupted run still leaves its report. Exit status: 0 when nothing failed,
-1 otherwise. ``--only SECTION,...`` reruns some sections (env, correctness, ddp, speed, compile).
+that no longer fit the budget are skipped with that reason (the plan's order puts the rows behind the issue's
+targets first). ``gpu_check.json`` and ``gpu_check.md`` are rewritten after every item, so an interrupted run
+still leaves its report. Exit status: 0 when nothing failed, 1 otherwise. ``--resume gpu_check.json`` keeps the
+finished items of an earlier report and runs the rest; ``--only SECTION,...`` (env, correctness, ddp, speed,
+compile) and ``--models`` narrow a run.
 
 ``--dry-run`` runs the same plan on the CPU at tiny sizes (32-true and bf16-mixed; 16-mixed needs CUDA;
-compilation is skipped, see ``--dry-run-compile``): the test suite runs it to prove the script itself.
+compilation is skipped, see ``--dry-run-compile``; speed rows at each config's first batch size, the official
+iteration at batch 1): the test suite runs it to prove the script itself. Its figures mean nothing.
 
 ``--update-docs gpu_check.json`` writes a real (CUDA, not dry-run) report into docs/performance.md (between
 its ``gpu-check`` markers) and copies it to docs/gpu_check.json.
@@ -257,7 +260,9 @@ def _speed_item(opts: Options, cfg: SpeedConfig, batch: int, precision: str, com
                 lambda: speed_check(ovr, steps=steps, warmup=warmup, compare_plain=not compiled), est,
                 300 if compiled else 180,
                 meta={"config": cfg.key, "title": cfg.title, "batch_size": batch, "impl": "lit_gans",
-                      "precision": precision, "compile": compiled, "overrides": ovr}, skip=skip)
+                      "precision": precision, "compile": compiled, "overrides": ovr,
+                      "command": f"python -m lit_gans.bench {' '.join(ovr)} --steps {steps} --warmup {warmup}"
+                                 + ("" if compiled else " --compare-plain")}, skip=skip)
 
 
 def _official_item(opts: Options, cfg: SpeedConfig, batch: int, dtype: str | None, path: str | None,
@@ -274,8 +279,12 @@ def _official_item(opts: Options, cfg: SpeedConfig, batch: int, dtype: str | Non
                 lambda: official_check(path, _device(opts), batch, img_size, channels, dtype, steps, warmup,
                                        count_flops=not dry),
                 40 if big else 20, 180,
-                meta={"config": cfg.key, "title": cfg.title, "batch_size": batch, "impl": "official",
-                      "precision": precision, "compile": False, "img_size": img_size, "in_channels": channels},
+                meta={"config": cfg.key, "batch_size": batch, "impl": "official",
+                      "title": f"official nets, {channels}x{img_size}x{img_size} (dry run)" if dry else cfg.title,
+                      "precision": precision, "compile": False, "img_size": img_size, "in_channels": channels,
+                      "command": f"lit_gans.bench.official.time_official(batch_size={batch}, img_size={img_size}, "
+                                 f"in_channels={channels}, autocast_dtype={dtype and 'torch.' + dtype}, "
+                                 f"steps={steps}, warmup={warmup})"},
                 skip=skip)
 
 
@@ -620,6 +629,8 @@ def _fmt(value: Any, digits: int = 1) -> str:
     if value is None:
         return "—"
     if isinstance(value, float):
+        if 0 < abs(value) < 10 ** -digits * 5:  # small figures (tiny dry-run rates) keep 3 significant digits
+            return f"{value:.3g}"
         return f"{value:,.{digits}f}"
     return str(value)
 
@@ -722,6 +733,12 @@ def render_markdown(report: dict[str, Any]) -> str:
         if summary.get("compile_speedup"):
             out += [f"Compiled StarGAN v2 (256 px, first batch) runs {summary['compile_speedup']:.2f}× the eager "
                     "img/s.", ""]
+
+    commands = [e for e in speed if e.get("command")]
+    if commands:
+        out += ["<details><summary>Command lines of the speed rows</summary>", ""]
+        out += [f"- `{e['command']}`" for e in commands]
+        out += ["", "</details>", ""]
 
     out += ["#### Targets (issue 14; benchmarks, not pass/fail of the script)", "",
             "| target | measured | needed | met |", "| --- | --- | --- | --- |"]
