@@ -232,8 +232,9 @@ def build_plan(opts: Options) -> list[Item]:
 def _correctness_item(opts: Options, name: str, overrides: list[str], precision: str, compiled: bool,
                       skip: str | None) -> Item:
     mode = "compiled" if compiled else "eager"
-    # Compiled runs warm up over both step variants (R1 and not) and the recompilations they cause.
-    warmup = (4 if compiled else 1)
+    # The warm-up covers both step variants (R1 and not, loss.r1_interval=2) so that the checked steps see no
+    # new shapes (cudnn autotuning) and, compiled, no recompilation.
+    warmup = 4 if compiled else 2
     ovr = [*overrides, *_accelerator(opts), f"trainer.precision={precision}", f"model.compile={str(compiled).lower()}"]
     if opts.dry_run:
         ovr.append("model.channels_last=true")  # "auto" is off on the CPU: the dry run checks it anyway
@@ -457,7 +458,7 @@ def ddp_child(out: str, overrides: list[str]) -> int:
 
     cfg = compose_config(overrides, os.getcwd())
     datamodule, model, trainer = build(cfg)
-    probe, checks = Probe(), StepChecks(warmup=1, sync_mode="count")
+    probe, checks = Probe(), StepChecks(warmup=2, sync_mode="count")
     trainer.callbacks.extend([probe, checks])
     trainer.fit(model, datamodule=datamodule)
     with open(out, "w") as f:
@@ -880,7 +881,8 @@ def main(argv: list[str] | None = None) -> int:
             if bool(previous.get("meta", {}).get("dry_run")) != args.dry_run:
                 raise ConfigError(f"--resume {args.resume}: one of that report and this run is a dry run and the "
                                   "other is not: they cannot be merged")
-            done = {e["id"]: e for e in previous.get("items", []) if e.get("status") in ("passed", "failed", "measured")}
+            done = {e["id"]: e for e in previous.get("items", [])
+                    if e.get("status") in ("passed", "failed", "measured") and e["id"] != "env"}  # env: measured anew
         opts = Options(dry_run=args.dry_run, budget_s=args.budget_s, out_dir=args.out_dir,
                        official_dir=args.official_dir, only=only, models=models,
                        dry_run_compile=args.dry_run_compile, steps=args.steps, done=done)
