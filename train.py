@@ -4,6 +4,8 @@ Configs live in conf/ (Hydra): groups model, loss, data, trainer, logger, callba
 experiment/debug presets. ``-m`` runs sweeps. See README.md.
 """
 
+import sys
+
 import hydra
 from omegaconf import DictConfig
 
@@ -25,4 +27,7 @@ def main(cfg: DictConfig) -> float | None:
 
 
 if __name__ == "__main__":
+    from lit_gans.cli import refuse_busy_run_dir
+
+    refuse_busy_run_dir(sys.argv[1:])  # before Hydra writes its files into a folder another run is training in
     main()

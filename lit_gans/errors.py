@@ -10,6 +10,9 @@ from __future__ import annotations
 class LitGansError(Exception):
     """Base class of user-fixable errors. ``str(err)`` is the one-line message."""
 
+    prefix = "error: "
+    exit_code = 2
+
 
 class ConfigError(LitGansError, ValueError):
     """A configuration value or combination that cannot work."""
@@ -21,3 +24,13 @@ class DataError(LitGansError, ValueError):
 
 class TrainingError(LitGansError, RuntimeError):
     """Training cannot go on (e.g. a loss term became NaN/Inf)."""
+
+
+class Interrupted(LitGansError):
+    """A run stopped by a signal (SIGTERM, Ctrl-C) after saving what it could; exits with ``128 + signal``."""
+
+    prefix = ""
+
+    def __init__(self, message: str, exit_code: int = 143):
+        super().__init__(message)
+        self.exit_code = exit_code

@@ -75,6 +75,9 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
     from lit_gans.train import route_lightning_logs_through_root
 
     route_lightning_logs_through_root()
+    if OmegaConf.is_missing(cfg, "ckpt") or not cfg.ckpt:
+        raise ConfigError("ckpt= is required: the checkpoint to measure, e.g. python -m lit_gans.evaluate "
+                          "ckpt=outputs/<date>/<time>/checkpoints/last.ckpt")
     device = inference.resolve_device(cfg.device)
     ckpt = inference.read_checkpoint(cfg.ckpt)
     target = model_config_from_checkpoint(cfg, ckpt)

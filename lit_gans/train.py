@@ -2,13 +2,20 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import os
+import warnings
 from typing import Any
 
 import lightning as L
 import torch
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf, open_dict
+
+from lit_gans.config_checks import check_config
+from lit_gans.resume import inspect_checkpoint, stopped_runs_explained
+from lit_gans.utils import rundir
 
 log = logging.getLogger(__name__)
 
@@ -101,8 +108,11 @@ def augment_kwargs(cfg: DictConfig) -> dict[str, Any]:
     return {"aug": OmegaConf.to_container(aug, resolve=True)}
 
 
-def build(cfg: DictConfig) -> tuple[L.LightningDataModule, L.LightningModule, L.Trainer]:
-    """Instantiate data, model and trainer from a composed config (no training)."""
+def build(cfg: DictConfig, purge_step: int | None = None) -> tuple[L.LightningDataModule, L.LightningModule, L.Trainer]:
+    """Instantiate data, model and trainer from a composed config (no training).
+
+    ``purge_step``: the first logging step of a resumed run; TensorBoard drops what an earlier, killed process
+    logged from that step on, so the curves continue without duplicated points."""
     route_lightning_logs_through_root()
     if cfg.get("seed") is not None:
         L.seed_everything(cfg.seed, workers=True, verbose=False)
@@ -119,12 +129,51 @@ def build(cfg: DictConfig) -> tuple[L.LightningDataModule, L.LightningModule, L.
         if trainer_cfg.get("benchmark") is None:
             trainer_cfg.benchmark = not trainer_cfg.get("deterministic")
     callbacks = drop_disabled(instantiate_all(cfg.get("callbacks")), trainer_cfg)
-    trainer = instantiate(trainer_cfg, callbacks=callbacks, logger=instantiate_all(cfg.get("logger")) or False)
+    trainer = instantiate(trainer_cfg, callbacks=callbacks, logger=build_loggers(cfg, purge_step) or False)
     return datamodule, model, trainer
 
 
+def build_loggers(cfg: DictConfig, purge_step: int | None) -> list[Any]:
+    loggers = []
+    for c in (cfg.get("logger") or {}).values():
+        if not (isinstance(c, DictConfig) and "_target_" in c):
+            continue
+        extra = {}
+        if purge_step is not None and c._target_.endswith("TensorBoardLogger"):
+            extra["purge_step"] = purge_step  # passed on to torch's SummaryWriter
+        loggers.append(instantiate(c, **extra))
+    return loggers
+
+
+def checkpoint_dir(cfg: DictConfig) -> str:
+    """Where this run's ``last.ckpt`` lives (``callbacks.last_checkpoint.dirpath``, else ``<run>/checkpoints``)."""
+    last = (cfg.get("callbacks") or {}).get("last_checkpoint")
+    if isinstance(last, DictConfig) and last.get("dirpath"):
+        return str(last.dirpath)
+    return os.path.join(str(cfg.paths.output_dir), "checkpoints")
+
+
 def train(cfg: DictConfig) -> dict[str, float]:
-    """Fit the model and return the final callback metrics as floats (for sweepers)."""
-    datamodule, model, trainer = build(cfg)
-    trainer.fit(model, datamodule=datamodule, ckpt_path=cfg.get("ckpt_path"))
+    """Fit the model and return the final callback metrics as floats (for sweepers).
+
+    Before anything is built: the config is checked (one line per mistake), the run directory is locked
+    against a second live run, temporary files of interrupted saves are removed, and ``ckpt_path`` is resolved
+    (``last``/``auto``/a file) and checked against the configured model."""
+    # Whether a run may write into a folder that holds checkpoints is decided by lit_gans.utils.rundir (resume or
+    # refuse); ModelCheckpoint's warning about a non-empty folder would only repeat it on every resume.
+    warnings.filterwarnings("ignore", message=r"Checkpoint directory .* exists and is not empty")
+    check_config(cfg)
+    run_dir = str(cfg.paths.output_dir)
+    ckpt_dir = checkpoint_dir(cfg)
+    with rundir.RunLock(run_dir) if rundir.is_global_zero_process() else contextlib.nullcontext():
+        removed = rundir.remove_stale_partial_saves(ckpt_dir)
+        if removed:
+            log.info("removed %d partial checkpoint file(s) of interrupted saves from %s", len(removed), ckpt_dir)
+        ckpt_path = rundir.resolve_resume(cfg.get("ckpt_path"), run_dir, ckpt_dir)
+        resume = inspect_checkpoint(ckpt_path, cfg) if ckpt_path else None
+        datamodule, model, trainer = build(cfg, purge_step=resume.batches_done if resume else 0)
+        if ckpt_path:
+            log.info("resuming from %s (epoch %s)", ckpt_path, resume.epoch if resume else "?")
+        with stopped_runs_explained(cfg, trainer, ckpt_path):
+            trainer.fit(model, datamodule=datamodule, ckpt_path=ckpt_path)
     return {k: float(v) for k, v in trainer.callback_metrics.items() if torch.is_tensor(v) and v.numel() == 1}

@@ -147,6 +147,10 @@ def run(cfg: DictConfig) -> list[Path]:
     for key in ("ckpt", "input", "output"):
         if cfg.get(key) in (None, "", "???"):
             raise ConfigError(f"{key}=... is required: python -m lit_gans.translate ckpt=PATH input=DIR output=DIR")
+    out_dir = Path(os.path.expanduser(str(cfg.output)))
+    if out_dir.exists() and not out_dir.is_dir():
+        raise ConfigError(f"output={cfg.output} is a file; output is the folder the translated images go to: pass a "
+                          "new or existing folder")
     device = inference.resolve_device(cfg.device)
     torch.manual_seed(int(cfg.seed))
     model, _ = inference.load_model(cfg.ckpt, device)
@@ -156,7 +160,6 @@ def run(cfg: DictConfig) -> list[Path]:
         raise ConfigError(f"ref=/domain= are for StarGAN v2; this checkpoint holds {type(model).__name__} (A -> B)")
     styles = stargan_styles(cfg, model, vae, device) if multi else None
     inputs = read_inputs(cfg.input, model, vae, device)
-    out_dir = Path(os.path.expanduser(str(cfg.output)))
     out_dir.mkdir(parents=True, exist_ok=True)
 
     written: list[Path] = []

@@ -70,12 +70,15 @@ def make_cfg(tmp_path) -> Callable[..., DictConfig]:
 
 
 def read_scalars(root: str) -> dict[str, list[tuple[int, float]]]:
-    """All scalar series of the TensorBoard event files under ``root``: ``{tag: [(step, value), ...]}``."""
+    """All scalar series of the TensorBoard runs under ``root``: ``{tag: [(step, value), ...]}``. Each folder of
+    event files is read as TensorBoard reads a run: a resumed run's file purges the points an earlier, killed
+    process logged from the resume step on."""
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
     out: dict[str, list[tuple[int, float]]] = {}
-    for f in glob.glob(os.path.join(root, "**", "events.out.tfevents.*"), recursive=True):
-        ea = EventAccumulator(f, size_guidance={"scalars": 0})
+    files = glob.glob(os.path.join(root, "**", "events.out.tfevents.*"), recursive=True)
+    for folder in sorted({os.path.dirname(f) for f in files}):
+        ea = EventAccumulator(folder, size_guidance={"scalars": 0})
         ea.Reload()
         for tag in ea.Tags()["scalars"]:
             out.setdefault(tag, []).extend((e.step, e.value) for e in ea.Scalars(tag))

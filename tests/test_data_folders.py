@@ -26,7 +26,8 @@ def test_domains_items_splits_and_names(tmp_path):
     write_domains(tmp_path / "train", {"dog": 6, "cat": 5})
     write_domains(tmp_path / "val", {"cat": 2, "dog": 2}, seed=1)
     dm = _dm(tmp_path)
-    assert dm.data_spec() == {"channels": 3, "img_size": 32, "num_domains": 2, "domain_names": ["cat", "dog"]}
+    assert dm.data_spec() == {"channels": 3, "img_size": 32, "num_domains": 2, "domain_names": ["cat", "dog"],
+                              "layout": "domains"}
     dm.setup()
     assert len(dm.train_set) == 11 and len(dm.val_set) == 4
     batch = next(iter(dm.train_dataloader()))

@@ -13,7 +13,7 @@ import pytest
 import torch
 
 from conftest import ROOT, TINY_STARGAN, TINY_SYNTHETIC, read_scalars
-from lit_gans.callbacks import RNGState
+from lit_gans.callbacks import LastCheckpoint, RNGState
 from lit_gans.data.loader import ResumableDataLoader
 from lit_gans.data.sampling import EpochSampler, split_key
 from lit_gans.errors import TrainingError
@@ -111,20 +111,18 @@ def test_nan_loss_stops_the_run_naming_term_and_batch_and_keeps_the_last_good_ch
                    "+callbacks.poison={_target_: helpers.faults.PoisonAt, batch: 3}")
     sys.path.insert(0, os.path.join(ROOT, "tests"))
     saved = {}
-    import lightning.pytorch.callbacks as cbs
+    real_save = LastCheckpoint._save
 
-    real_save = cbs.ModelCheckpoint._save_checkpoint
-
-    def spy(self, trainer, filepath):
-        real_save(self, trainer, filepath)
+    def spy(self, trainer):
+        real_save(self, trainer)
         saved[trainer.fit_loop.total_batch_idx] = _digest(tmp_path / "checkpoints" / "last.ckpt")
 
-    cbs.ModelCheckpoint._save_checkpoint = spy
+    LastCheckpoint._save = spy
     try:
         with pytest.raises(TrainingError) as err:
             train(cfg)
     finally:
-        cbs.ModelCheckpoint._save_checkpoint = real_save
+        LastCheckpoint._save = real_save
     msg = str(err.value)
     assert "became NaN/Inf at batch 3 (epoch 1)" in msg and msg.startswith("loss term ") and "\n" not in msg
     assert sorted(saved) == [0, 1, 2]  # the save at the end of batch 3 was stopped
@@ -156,14 +154,18 @@ def test_sigusr2_writes_last_checkpoint_then_calls_the_previous_handler(make_cfg
     from lightning.pytorch.callbacks import Callback
 
     calls = []
-    previous = signal.signal(signal.SIGUSR2, lambda signum, frame: calls.append(signum))
+
+    def requeue(signum, frame):  # what submitit's handler would do: requeue the job from the checkpoint on disk
+        calls.append((signum, torch.load(tmp_path / "checkpoints" / "last.ckpt", weights_only=True)["global_step"]))
+
+    previous = signal.signal(signal.SIGUSR2, requeue)
 
     class SendAt(Callback):
         def on_train_batch_start(self, trainer, pl_module, batch, batch_idx):
             if batch_idx == 2:
                 os.kill(os.getpid(), signal.SIGUSR2)
 
-    cfg = make_cfg("trainer.max_epochs=1", "trainer.limit_train_batches=4", "callbacks.last_checkpoint=null")
+    cfg = make_cfg("trainer.max_epochs=1", "trainer.limit_train_batches=4")
     try:
         from lit_gans.train import build
 
@@ -172,5 +174,4 @@ def test_sigusr2_writes_last_checkpoint_then_calls_the_previous_handler(make_cfg
         trainer.fit(model, datamodule=datamodule)
     finally:
         signal.signal(signal.SIGUSR2, previous)
-    ck = torch.load(tmp_path / "checkpoints" / "last.ckpt", weights_only=True)
-    assert ck["global_step"] == 6 and calls == [signal.SIGUSR2]  # saved after batch 2, then handed on
+    assert calls == [(signal.SIGUSR2, 6)]  # saved after batch 2 (2 optimizer steps a batch), then handed on

@@ -1,13 +1,14 @@
-"""Callbacks: schedules (diversity decay, lazy R1, ADA), loss logging, sample grids, validation metrics."""
+"""Callbacks: schedules (diversity decay, lazy R1, ADA), loss logging, sample grids, validation metrics,
+last.ckpt on epochs, time and signals."""
 
 from lit_gans.callbacks.augment import AdaptiveAugmentation
+from lit_gans.callbacks.checkpointing import LastCheckpoint
 from lit_gans.callbacks.guards import NonFiniteGuard
 from lit_gans.callbacks.image_grid import ImageGrid
 from lit_gans.callbacks.loss_logging import LossLogger, log_step_and_epoch
 from lit_gans.callbacks.metrics import ValidationMetrics
-from lit_gans.callbacks.preemption import CheckpointOnSignal
 from lit_gans.callbacks.resume import RNGState
 from lit_gans.callbacks.schedules import DiversityDecay, R1Schedule, diversity_factor
 
-__all__ = ["AdaptiveAugmentation", "CheckpointOnSignal", "DiversityDecay", "ImageGrid", "LossLogger", "NonFiniteGuard",
-           "R1Schedule", "RNGState", "ValidationMetrics", "diversity_factor", "log_step_and_epoch"]
+__all__ = ["AdaptiveAugmentation", "DiversityDecay", "ImageGrid", "LastCheckpoint", "LossLogger",
+           "NonFiniteGuard", "R1Schedule", "RNGState", "ValidationMetrics", "diversity_factor", "log_step_and_epoch"]

@@ -71,7 +71,8 @@ class LossLogger(Callback):
         if trainer is None:
             return {}
         sums = {k: [float(m.value), int(m.cumulated_batch_size)] for k, m in self._accumulators(trainer).items()}
-        return {"epoch": trainer.current_epoch, "sums": sums}
+        # batches_done: the logging step the resumed run starts at (TensorBoard's purge_step, lit_gans.train)
+        return {"epoch": trainer.current_epoch, "sums": sums, "batches_done": trainer.fit_loop.total_batch_idx + 1}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         self._restore = state if state.get("sums") else None
@@ -87,6 +88,15 @@ class LossLogger(Callback):
                 metric.value = metric.value + total
                 metric.cumulated_batch_size = metric.cumulated_batch_size + count
 
+    def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        """A resumed run continues the history after the epochs its checkpoint had completed: lines written
+        after that checkpoint (by the run that died) are dropped, so no epoch appears twice."""
+        if not self.history_file or not trainer.is_global_zero:
+            return
+        path = history_path(trainer, self.history_file)
+        if path is not None and os.path.exists(path):
+            keep_history_until(path, trainer.current_epoch)
+
     def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         if not self.history_file or not trainer.is_global_zero:
             return
@@ -99,11 +109,33 @@ class LossLogger(Callback):
         tags: dict[str, list[str]] = {}
         for name in means:
             tags.setdefault(name.split("/")[0] if "/" in name else "", []).append(name)
-        record = {"epoch": trainer.current_epoch + 1, "step": trainer.fit_loop.epoch_loop._batches_that_stepped,
+        record = {"epoch": trainer.current_epoch + 1, "step": trainer.fit_loop.total_batch_idx + 1,
                   "losses": means, "tags": tags}
         os.makedirs(os.path.dirname(path), exist_ok=True)
         with open(path, "a", encoding="utf-8") as f:
             f.write(json.dumps(record) + "\n")
+
+
+def keep_history_until(path: str, epochs: int) -> None:
+    """Rewrite the history file (atomically) with the records of epochs ``1..epochs`` only, each once; a line
+    torn by a kill during its write is dropped."""
+    kept: dict[int, str] = {}
+    with open(path, encoding="utf-8", errors="replace") as f:
+        lines = f.readlines()
+    for line in lines:
+        try:
+            epoch = int(json.loads(line)["epoch"])
+        except (ValueError, KeyError, TypeError):
+            continue
+        if epoch <= epochs:
+            kept[epoch] = line if line.endswith("\n") else line + "\n"
+    text = "".join(kept[e] for e in sorted(kept))
+    if text == "".join(lines):
+        return
+    tmp = f"{path}.tmp{os.getpid()}"
+    with open(tmp, "w", encoding="utf-8") as f:
+        f.write(text)
+    os.replace(tmp, path)
 
 
 def history_path(trainer: L.Trainer, filename: str = HISTORY_FILE) -> str | None:

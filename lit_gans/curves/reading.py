@@ -9,6 +9,7 @@ the epoch means only. A :class:`Curve` joins both views: epoch means, and the pe
 from __future__ import annotations
 
 import json
+import logging
 import math
 import os
 from collections.abc import Iterable, Sequence
@@ -20,6 +21,7 @@ import numpy as np
 
 from lit_gans.errors import DataError
 
+log = logging.getLogger(__name__)
 HISTORY_FILE = "loss_history.jsonl"
 EVENTS_PREFIX = "events.out.tfevents."
 # Scalars that Lightning or TensorBoard log besides the curves.
@@ -225,16 +227,20 @@ def curves_from_series(series: dict[str, list[tuple[int, float]]]) -> dict[str, 
 def read_history(path: Path) -> dict[str, Curve]:
     """Epoch means from a ``loss_history.jsonl`` (one JSON record per epoch; ``null`` = a non-finite mean)."""
     records: dict[int, dict[str, Any]] = {}
-    with open(path, encoding="utf-8") as f:
-        for n, line in enumerate(f, 1):
-            if not line.strip():
+    with open(path, encoding="utf-8", errors="replace") as f:
+        lines = [(n, line) for n, line in enumerate(f, 1) if line.strip()]
+    for k, (n, line) in enumerate(lines):
+        try:
+            rec = json.loads(line)
+            records[int(rec["epoch"])] = rec["losses"]  # a resumed run may rewrite an epoch: last wins
+        except (ValueError, KeyError, TypeError):
+            if k == len(lines) - 1 and not line.endswith("\n"):
+                # the record a killed run was writing: the earlier epochs are whole
+                log.warning("%s, line %d: skipped an incomplete last record (the run was stopped while writing it)",
+                            path, n)
                 continue
-            try:
-                rec = json.loads(line)
-                records[int(rec["epoch"])] = rec["losses"]  # a resumed run may rewrite an epoch: last wins
-            except (ValueError, KeyError, TypeError):
-                raise DataError(f"{path}, line {n}: not a loss-history record "
-                                '({"epoch": N, "losses": {...}})') from None
+            raise DataError(f"{path}, line {n}: not a loss-history record "
+                            '({"epoch": N, "losses": {...}})') from None
     names = sorted({k for losses in records.values() for k in losses})
     curves = {}
     for name in names:

@@ -27,7 +27,9 @@ def resolve_workers(num_workers: int | str | None) -> int:
 
 class BaseDataModule(L.LightningDataModule):
     """Subclasses set, in :meth:`setup`, ``train_set`` (and ``val_set`` when they have a validation split),
-    and ``channels`` / ``img_size`` for :meth:`data_spec`.
+    and ``channels`` / ``img_size`` for :meth:`data_spec`. Their class attribute ``layout`` names the items they
+    give (``domains``, ``unpaired``, ``paired``), which :mod:`lit_gans.config_checks` matches with the model's
+    ``data_layouts`` before anything is built.
 
     Args:
         batch_size: items per batch (the last incomplete batch of an epoch is dropped).
@@ -35,6 +37,8 @@ class BaseDataModule(L.LightningDataModule):
         seed: base seed of the sampling order and of every item's random choices.
         pin_memory: ``None``: on when CUDA is available.
     """
+
+    layout: str | None = None
 
     def __init__(self, batch_size: int = 8, num_workers: int | str = 0, seed: int = 0, pin_memory: bool | None = None):
         super().__init__()
@@ -49,7 +53,10 @@ class BaseDataModule(L.LightningDataModule):
 
     def data_spec(self) -> dict[str, Any]:
         """What the data is, for the model's compatibility check (and to fill the model's null sizes)."""
-        return {"channels": self.channels, "img_size": self.img_size}
+        spec: dict[str, Any] = {"channels": self.channels, "img_size": self.img_size}
+        if isinstance(type(self).layout, str):
+            spec["layout"] = type(self).layout
+        return spec
 
     def sampler_labels(self) -> torch.Tensor | None:
         """Labels to balance the sampling over (``None``: a plain shuffle)."""

@@ -24,6 +24,8 @@ class DomainsDataModule(MultiDomainDataModule):
         Other arguments: see :class:`MultiDomainDataModule`.
     """
 
+    layout = "domains"
+
     def __init__(self, root: str, img_size: int = 256, crop_prob: float = 0.5, flip: bool = True,
                  verify: bool | str = "auto", strict: bool = False, with_ref2: bool = True,
                  num_workers: int | str = "auto", **kwargs: Any):

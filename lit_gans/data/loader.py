@@ -13,7 +13,9 @@ global RNG (which a resumed run restores).
 
 from __future__ import annotations
 
+import functools
 import itertools
+import signal
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
@@ -34,6 +36,17 @@ class _SkipFirst:
         return max(0, len(self.batch_sampler) - self.k)
 
 
+def _worker_start(worker_id: int, init: Callable[[int], None] | None = None) -> None:
+    """Loader processes ignore Ctrl-C and SIGTERM sent to the whole process group (a terminal, SLURM): the
+    training process decides when to stop (it saves a checkpoint first) and shuts its loaders down; a loader
+    process that died with the signal would make the training process fail before it could save. They still
+    end with the training process (PyTorch's workers watch their parent)."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    if init is not None:
+        init(worker_id)
+
+
 class ResumableDataLoader(DataLoader):
     """Args:
         position: returns ``(epoch, batches of it trained)`` from the trainer (set by the data module).
@@ -44,6 +57,7 @@ class ResumableDataLoader(DataLoader):
     def __init__(self, *args: Any, position: Callable[[], tuple[int, int]] | None = None, seed: int = 0,
                  **kwargs: Any):
         kwargs.setdefault("generator", torch.Generator().manual_seed(seed))
+        kwargs["worker_init_fn"] = functools.partial(_worker_start, init=kwargs.get("worker_init_fn"))
         super().__init__(*args, **kwargs)
         self._position = position
         self._resume: dict[str, int] | None = None

@@ -26,6 +26,8 @@ class PairedDataModule(BaseDataModule):
             source is derived from its target after the crop and flip (see :func:`~lit_gans.data.targets.find_targets`).
     """
 
+    layout = "paired"
+
     def __init__(self, root: str, direction: str = "AtoB", load_size: int = 286, crop_size: int = 256,
                  flip: bool = True, verify: bool | str = "auto", strict: bool = False, batch_size: int = 1,
                  num_workers: int | str = "auto", condition: str = "none", **kwargs: Any):

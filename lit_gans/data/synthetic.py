@@ -144,6 +144,8 @@ class SyntheticDomainsDataModule(MultiDomainDataModule):
         data_seed: seed of the scenes themselves (``seed`` drives sampling).
     """
 
+    layout = "domains"
+
     def __init__(self, num_domains: int = 3, img_size: int = 64, channels: int = 3, per_domain: int = 256,
                  val_per_domain: int = 8, data_seed: int = 0, **kwargs):
         super().__init__(**kwargs)
@@ -234,6 +236,8 @@ class SyntheticUnpairedDataModule(BaseDataModule):
         masks: include ``A_mask``/``B_mask`` (2 classes: background, shape).
     """
 
+    layout = "unpaired"
+
     def __init__(self, img_size: int = 64, channels: int = 3, size: int = 256, val_size: int = 8, masks: bool = True,
                  data_seed: int = 0, batch_size: int = 1, **kwargs):
         super().__init__(batch_size=batch_size, **kwargs)
@@ -280,6 +284,8 @@ class SyntheticPairedDataModule(BaseDataModule):
         channels: 3 (pixels) or 4 (both sides mapped to latent-like tensors).
         flip: random horizontal flips of training pairs (both sides together).
     """
+
+    layout = "paired"
 
     def __init__(self, img_size: int = 64, channels: int = 3, task: str = "labels", size: int = 512,
                  val_size: int = 8, flip: bool = True, data_seed: int = 0, batch_size: int = 1, **kwargs):

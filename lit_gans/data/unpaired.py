@@ -23,6 +23,8 @@ class UnpairedDataModule(BaseDataModule):
         verify, strict: see :func:`lit_gans.data.layouts.screen`.
     """
 
+    layout = "unpaired"
+
     def __init__(self, root: str, load_size: int = 286, crop_size: int = 256, flip: bool = True, masks: bool = True,
                  num_classes: int | None = None, verify: bool | str = "auto", strict: bool = False,
                  batch_size: int = 1, num_workers: int | str = "auto", **kwargs: Any):

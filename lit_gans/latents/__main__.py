@@ -22,6 +22,7 @@ def main(argv: list[str] | None = None) -> int:
     enc = sub.add_parser("encode", help="encode a domains/unpaired/paired image folder to a latent file")
     enc.add_argument("--images", required=True, help="image root (domains, unpaired or paired layout)")
     enc.add_argument("--vae", required=True, help="diffusers AutoencoderKL folder or hub id (from the local cache)")
+    enc.add_argument("--download", action="store_true", help="let a hub id --vae be downloaded when not cached")
     enc.add_argument("--subfolder", default=None, help="sub-folder of the VAE inside --vae (e.g. vae for a pipeline)")
     enc.add_argument("--size", type=int, default=256, help="images are resized (shorter side) and centre-cropped to this")
     enc.add_argument("--out", required=True, help="latent file to write")
@@ -38,6 +39,7 @@ def main(argv: list[str] | None = None) -> int:
     dec = sub.add_parser("decode", help="decode a latent file to PNG images")
     dec.add_argument("--latents", required=True)
     dec.add_argument("--vae", required=True)
+    dec.add_argument("--download", action="store_true", help="let a hub id --vae be downloaded when not cached")
     dec.add_argument("--subfolder", default=None)
     dec.add_argument("--out", required=True, help="folder for the PNGs")
     dec.add_argument("--limit", type=int, default=None, help="decode only the first N latents")
@@ -56,7 +58,7 @@ def main(argv: list[str] | None = None) -> int:
         elif args.command == "decode":
             cli_impl.decode(args)
         else:
-            cli_impl.info(args.file)
+            return cli_impl.info(args.file)
     return 0
 
 

@@ -19,7 +19,7 @@ from lit_gans.data.datamodule import resolve_workers
 from lit_gans.data.images import read_image
 from lit_gans.data.layouts import existing_root, find_domains, find_paired, find_unpaired
 from lit_gans.errors import ConfigError, DataError
-from lit_gans.latents.store import LatentSet, atomic_save, load_latents, save_latents
+from lit_gans.latents.store import LatentSet, atomic_save, first_non_finite, load_latents, save_latents
 from lit_gans.latents.vae import decode_latents, encode_images, load_vae, scaling_factor
 
 log = logging.getLogger("lit_gans.latents")
@@ -138,7 +138,7 @@ def encode(args) -> None:
     todo = [i for i in range(len(shards)) if i not in done]
     if done:
         log.info("resuming: %d of %d shards already encoded in %s", len(done), len(shards), partial)
-    vae = load_vae(args.vae, args.subfolder, device=device, dtype=dtype) if todo else None
+    vae = load_vae(args.vae, args.subfolder, device=device, dtype=dtype, download=args.download) if todo else None
     workers = resolve_workers(args.workers)
     with tqdm(total=len(entries), initial=sum(len(shards[i]) for i in done), unit="img", desc="encode") as bar:
         for i in todo:
@@ -172,7 +172,7 @@ def encode(args) -> None:
 
 
 def _factor_of(args) -> float:
-    return scaling_factor(load_vae(args.vae, args.subfolder))
+    return scaling_factor(load_vae(args.vae, args.subfolder, download=getattr(args, "download", None)))
 
 
 def decode(args) -> None:
@@ -180,7 +180,7 @@ def decode(args) -> None:
 
     data = load_latents(args.latents, check_finite=False)
     device = _device(args.device)
-    vae = load_vae(args.vae, args.subfolder, device=device)
+    vae = load_vae(args.vae, args.subfolder, device=device, download=args.download)
     out = Path(args.out).expanduser()
     out.mkdir(parents=True, exist_ok=True)
     n = len(data.latents) if args.limit is None else min(args.limit, len(data.latents))
@@ -194,7 +194,8 @@ def decode(args) -> None:
     print(f"wrote {n} images to {out}")
 
 
-def info(path: str) -> None:
+def info(path: str) -> int:
+    """Print what a latent file holds; exit status 1 (and say where) when it has NaN/Inf values."""
     d = load_latents(path, check_finite=False)
     counts = torch.bincount(d.labels, minlength=len(d.domain_names)).tolist()
     print(f"{path}: {len(d.latents)} latents {tuple(d.latents.shape[1:])} {d.latents.dtype}, layout {d.layout}")
@@ -202,3 +203,12 @@ def info(path: str) -> None:
     print(f"train {int((d.split == 0).sum())}, val/test {int((d.split == 1).sum())}; image size {d.image_size}; "
           f"vae {d.vae}{'/' + d.subfolder if d.subfolder else ''}; scaling_factor {d.scaling_factor}; "
           f"{'sampled' if d.sample else 'posterior mean'}")
+    bad = {key: first_non_finite(t) for key, t in (("latents", d.latents), ("latents_b", d.latents_b)) if t is not None}
+    bad = {k: v for k, v in bad.items() if v is not None}
+    if bad:
+        where = ", ".join(f"{k}[{v}]" for k, v in bad.items())
+        print(f"unhealthy: NaN or Inf values (first at {where}): training on this file stops with an error; "
+              "re-encode those images (in float32 if they were encoded in float16)")
+        return 1
+    print("healthy: all values finite")
+    return 0

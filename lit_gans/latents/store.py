@@ -100,6 +100,14 @@ def load_latents(path: str | os.PathLike, mmap: bool | str = "auto", check_finit
     missing = [k for k in ("latents", "labels", "split", "layout", "domain_names") if k not in raw]
     if missing:
         raise DataError(f"{p} lacks {', '.join(missing)}: it is incomplete; re-encode it")
+    for key in ("latents", "labels", "split", "latents_b"):
+        if key in raw and not isinstance(raw[key], Tensor):
+            raise DataError(f"{p}: {key} is a {type(raw[key]).__name__}, expected a tensor: write the file with "
+                            "python -m lit_gans.latents encode (or torch.stack the latents into one tensor)")
+    for key in ("labels", "split"):
+        if raw[key].is_floating_point() or raw[key].dtype == torch.bool or raw[key].is_complex():
+            raise DataError(f"{p}: {key} have dtype {str(raw[key].dtype).replace('torch.', '')}, expected integers "
+                            "(a float label would be truncated): store them as torch.long")
     keep_mmap = mmap is True or (mmap == "auto" and p.stat().st_size > MMAP_BYTES)
     tensors = {k: raw[k] if keep_mmap else raw[k].clone() for k in ("latents", "labels", "split", "latents_b") if k in raw}
     data = LatentSet(
@@ -114,15 +122,24 @@ def load_latents(path: str | os.PathLike, mmap: bool | str = "auto", check_finit
 
 
 def validate(data: LatentSet, name: str, check_finite: bool = True) -> None:
-    """One-line errors for malformed latent sets."""
+    """One-line errors for malformed latent sets: shapes, dtypes, square latents, a training split, labels
+    within the domain names, and (``check_finite``) no NaN/Inf."""
     lat = data.latents
     if data.layout not in LAYOUTS:
         raise DataError(f"{name}: unknown layout {data.layout!r} (expected one of {', '.join(LAYOUTS)})")
     if lat.dim() != 4:
         raise DataError(f"{name}: latents have shape {tuple(lat.shape)}, expected (N, channels, h, w)")
+    for key, t in (("latents", lat), ("latents_b", data.latents_b)):
+        if t is not None and not t.is_floating_point():
+            raise DataError(f"{name}: {key} have dtype {str(t.dtype).replace('torch.', '')}, expected floating point "
+                            "(float32, float16 or bfloat16 VAE latents): re-encode, or convert with .float()")
     n = lat.shape[0]
     if n == 0:
         raise DataError(f"{name}: holds no latents")
+    if lat.shape[-2] != lat.shape[-1]:
+        raise DataError(f"{name}: latents are {lat.shape[-2]}x{lat.shape[-1]} (height x width); the networks here "
+                        "take square latents: encode square images (python -m lit_gans.latents encode --size N "
+                        "resizes and centre-crops them)")
     for key in ("labels", "split"):
         t = getattr(data, key)
         if t.shape != (n,):
@@ -131,6 +148,9 @@ def validate(data: LatentSet, name: str, check_finite: bool = True) -> None:
         raise DataError(f"{name}: paired targets have shape {tuple(data.latents_b.shape)}, sources {tuple(lat.shape)}")
     if data.layout == "paired" and data.latents_b is None:
         raise DataError(f"{name}: a paired latent file needs latents_b (the targets)")
+    if not bool((data.split == 0).any()):
+        raise DataError(f"{name}: no latent is in the training split (split == 0 for none of {n}): re-encode with "
+                        "training images, or set split to 0 for the items to train on")
     if int(data.labels.max()) >= len(data.domain_names) or int(data.labels.min()) < 0:
         raise DataError(f"{name}: labels go up to {int(data.labels.max())} but there are "
                         f"{len(data.domain_names)} domain names")
@@ -138,13 +158,13 @@ def validate(data: LatentSet, name: str, check_finite: bool = True) -> None:
         for key, t in (("latents", lat), ("latents_b", data.latents_b)):
             if t is None:
                 continue
-            bad = _first_non_finite(t)
+            bad = first_non_finite(t)
             if bad is not None:
                 raise DataError(f"{name}: {key}[{bad}] contains NaN or Inf: re-encode those images "
                                 "(in float32 if they were encoded in float16)")
 
 
-def _first_non_finite(t: Tensor, chunk: int = 4096) -> int | None:
+def first_non_finite(t: Tensor, chunk: int = 4096) -> int | None:
     for start in range(0, t.shape[0], chunk):
         ok = torch.isfinite(t[start: start + chunk].float()).flatten(1).all(1)
         if not bool(ok.all()):

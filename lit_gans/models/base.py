@@ -81,6 +81,8 @@ class GANModule(L.LightningModule):
             :meth:`build_discriminator_augment` once it knows what its discriminators see.
     """
 
+    data_layouts: tuple[str, ...] = ()  # the data items it trains on: domains | unpaired | paired
+
     def __init__(self, loss: Mapping[str, Any], latent_scale: float = 1.0, channels_last: bool | str = "auto",
                  compile: bool = False, ema_beta: float = 0.999, ema_warmup: bool = True,
                  aug: Mapping[str, Any] | None = None):
@@ -224,6 +226,11 @@ class GANModule(L.LightningModule):
 
     def check_data(self, spec: Mapping[str, Any]) -> None:
         """Raise a one-line :class:`ConfigError` naming both numbers when data and nets disagree."""
+        layout = spec.get("layout")
+        if layout and self.data_layouts and layout not in self.data_layouts:
+            raise ConfigError(f"{type(self).__name__} trains on {' or '.join(self.data_layouts)} data but the data "
+                              f"gives {layout} items: choose data with {self.data_layouts[0]} items (a latent file: "
+                              f"encode it with --layout {self.data_layouts[0]})")
         keys = {"channels": "model.in_channels", "img_size": "model.img_size", "num_domains": "model.num_domains"}
         wrong = [
             f"data has {key.replace('_', ' ')} {spec[key]} but the model is built for {want} ({keys[key]}={want})"

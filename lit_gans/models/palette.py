@@ -97,6 +97,8 @@ class Palette(GANModule):
         vae: optional ``{"path": ..., "subfolder": ...}`` of an SD VAE used to decode latents for viewing.
     """
 
+    data_layouts = ("paired",)  # the items it trains on (see BaseDataModule.layout)
+
     def __init__(self, img_size: int = 64, in_channels: int = 3, cond_channels: int | None = None, channels: int = 32,
                  channel_mults: tuple[int, ...] = (1, 2, 4, 4), num_res_blocks: int = 2,
                  attn_res: tuple[int, ...] = (16,), num_heads: int | None = None, num_head_channels: int | None = 32,

@@ -82,6 +82,8 @@ class Pix2Pix(GANModule):
             transform per pair so that source and image stay aligned (``None``: none).
     """
 
+    data_layouts = ("paired",)  # the items it trains on (see BaseDataModule.layout)
+
     def __init__(self, img_size: int = 256, in_channels: int = 3, out_channels: int | None = None,
                  num_downs: int | None = None, ngf: int = 64, ndf: int = 64, n_layers_d: int = 3, norm: str = "batch",
                  dropout: float = 0.5, output_activation: str = "auto", eval_mode: bool = False,

@@ -49,6 +49,8 @@ class StarGANv2(GANModule):
         aug: the ``aug`` config block: augmentation of everything the discriminator sees (``None``: none).
     """
 
+    data_layouts = ("domains",)  # the items it trains on (see BaseDataModule.layout)
+
     def __init__(self, img_size: int = 256, in_channels: int = 3, num_domains: int = 2, dim: int | None = None,
                  max_conv_dim: int = 512, style_dim: int = 64, latent_dim: int = 16, mapping_dim: int = 512,
                  n_down: int | None = None, optim: Mapping[str, Any] | None = None,

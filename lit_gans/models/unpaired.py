@@ -58,6 +58,8 @@ class UnpairedGAN(GANModule):
         aug: the ``aug`` config block: augmentation of everything the discriminators see (``None``: none).
     """
 
+    data_layouts = ("unpaired", "paired")  # the items it trains on (see BaseDataModule.layout)
+
     spec_name = ""
     gan_domains: tuple[str, ...] = ()
     mask_directions: tuple[str, ...] = ()
@@ -114,7 +116,7 @@ class UnpairedGAN(GANModule):
 
     def check_data(self, spec: Mapping[str, Any]) -> None:
         layout = spec.get("layout")
-        if (layout is not None and layout != "unpaired") or (layout is None and "num_domains" in spec):
+        if (layout is not None and layout not in self.data_layouts) or (layout is None and "num_domains" in spec):
             kind = f"a {layout!r} latent file" if layout else "multi-domain data"
             raise ConfigError(f"model={self.spec_name} trains on unpaired A/B data but got {kind}: use "
                               "data=synthetic_unpaired, data=unpaired or data=latents with an unpaired file")

@@ -1,4 +1,4 @@
-"""Callbacks the fault tests add through Hydra: a hard kill at a batch, NaN weights from a batch on."""
+"""Callbacks the fault tests add through Hydra: a hard kill, a signal, NaN weights, a full disk at a batch."""
 
 import os
 import signal
@@ -29,3 +29,37 @@ class PoisonAt(Callback):
         if trainer.fit_loop.total_batch_idx == self.batch:
             with torch.no_grad():
                 next(pl_module.generator.parameters()).view(-1)[0] = float("nan")
+
+
+class SignalAt(Callback):
+    """Sends ``signal_name`` to this process (``times`` times in a row) at the start of batch ``batch``
+    (counted over the run, from 0): the run notices it during that batch, as it would a signal from outside."""
+
+    def __init__(self, batch: int, signal_name: str = "SIGTERM", times: int = 1):
+        self.batch = batch
+        self.signum = getattr(signal, signal_name)
+        self.times = times
+
+    def on_train_batch_start(self, trainer, pl_module, batch, batch_idx):
+        if trainer.fit_loop.total_batch_idx == self.batch:
+            for _ in range(self.times):
+                os.kill(os.getpid(), self.signum)
+
+
+class FillDiskAt(Callback):
+    """Fills the file system of ``path`` at the start of batch ``batch`` by writing ``path`` until it is full."""
+
+    def __init__(self, batch: int, path: str):
+        self.batch = batch
+        self.path = path
+
+    def on_train_batch_start(self, trainer, pl_module, batch, batch_idx):
+        if trainer.fit_loop.total_batch_idx == self.batch:
+            block = b"\0" * (1 << 16)
+            with open(self.path, "wb") as f:
+                try:
+                    while True:
+                        f.write(block)
+                        f.flush()
+                except OSError:
+                    pass
