@@ -2,13 +2,14 @@
 and one *adapter* per model family that turns a batch of sources into translations.
 
 Adding a model to ``python -m lit_gans.translate`` / ``python -m lit_gans.evaluate`` takes one adapter, e.g. for a
-model whose ``translate(cond, steps=...)`` samples with a number of steps (Palette)::
+model whose ``translate(x, direction)`` goes either way (CycleGAN)::
 
-    @one_to_one("Palette")
-    def _palette(model, x, options):
-        return model.translate(x, steps=options.get("steps"))
+    @one_to_one("CycleGAN")
+    def _cyclegan(model, x, options):
+        return model.translate(x, options.get("direction") or "AtoB")
 
-Models without an adapter of their own but with a ``translate(x)`` method use :func:`_default`.
+Models without an adapter of their own but with a ``translate(x)`` method use :func:`_default`. Palette's adapter
+passes on the sampling options ``steps``/``sampler``/``eta`` that :func:`sampling_options` checked.
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ log = logging.getLogger(__name__)
 OneToOne = Callable[[Any, Tensor, Mapping[str, Any]], Tensor]
 ONE_TO_ONE: dict[str, OneToOne] = {}
 MULTI_DOMAIN = ("StarGANv2",)  # translated by style (reference or latent code), see lit_gans.translate
+SAMPLED_IN_STEPS = ("Palette",)  # diffusion models: take steps=, sampler=, eta= (see sampling_options)
 # Checkpoints written before the class name was saved: recognised by a parameter of their own.
 _KNOWN_BY_KEY = (("mapping_network_ema.", "lit_gans.models.StarGANv2"), ("G_A.", "lit_gans.models.CycleGAN"),
                  ("G.", "lit_gans.models.CUT"), ("generator.", "lit_gans.models.Pix2Pix"))
@@ -58,6 +60,43 @@ def _cyclegan(model: Any, x: Tensor, options: Mapping[str, Any]) -> Tensor:
 def _pix2pix(model: Any, x: Tensor, options: Mapping[str, Any]) -> Tensor:
     # Batch-norm on each batch's statistics (the paper's test mode): translate in training-sized batches.
     return torch.cat([model.translate(chunk) for chunk in x.split(max(1, model.train_batch_size))])
+
+
+@one_to_one("Palette")
+def _palette(model: Any, x: Tensor, options: Mapping[str, Any]) -> Tensor:
+    # None keeps the checkpoint's own setting (model.sampling: ddim, 50 steps, eta 0 by default).
+    return model.translate(x, steps=options.get("steps"), sampler=options.get("sampler"), eta=options.get("eta"))
+
+
+def sampling_options(model: Any, steps: Any = None, sampler: Any = None, eta: Any = None) -> dict[str, Any]:
+    """The checked ``steps``/``sampler``/``eta`` of a model sampled in steps (Palette), for its adapter.
+
+    ``None`` keeps the model's own setting (``model.sampling``). ``steps``: denoising steps, 1 .. ``T``;
+    ``sampler``: ``ddim`` or ``ddpm``; ``eta``: DDIM's noise, 0 (deterministic) .. 1 (DDPM-like), refused with
+    DDPM, which has none. Any of them given to another model, or a bad value, is a :class:`ConfigError`.
+    """
+    from lit_gans.diffusion import SAMPLERS
+
+    given = [k for k, v in (("steps", steps), ("sampler", sampler), ("eta", eta)) if v is not None]
+    name = type(model).__name__
+    if name not in SAMPLED_IN_STEPS:
+        if given:
+            keys = "/".join(f"{k}=" for k in given)
+            raise ConfigError(f"{keys} {'is' if len(given) == 1 else 'are'} for diffusion models (Palette); this "
+                              f"checkpoint holds {name}, which translates in one pass: drop {keys}")
+        return {}
+    timesteps = model.schedule.timesteps
+    if steps is not None and (isinstance(steps, bool) or not isinstance(steps, int) or not 1 <= steps <= timesteps):
+        raise ConfigError(f"steps={steps}: pass a number of denoising steps from 1 to {timesteps} (the model's T)")
+    if sampler is not None and sampler not in SAMPLERS:
+        raise ConfigError(f"sampler={sampler}: choose {' or '.join(SAMPLERS)}")
+    if eta is not None:
+        if isinstance(eta, bool) or not isinstance(eta, (int, float)) or not 0 <= eta <= 1:
+            raise ConfigError(f"eta={eta}: pass DDIM's noise level from 0 (deterministic) to 1 (DDPM-like)")
+        if (sampler or model.sampling_cfg["sampler"]) != "ddim":
+            raise ConfigError(f"eta={eta} is DDIM's noise level and sampler=ddpm has none: drop eta= or pass "
+                              "sampler=ddim")
+    return {"steps": steps, "sampler": sampler, "eta": None if eta is None else float(eta)}
 
 
 def adapter_for(model: Any) -> OneToOne:

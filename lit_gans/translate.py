@@ -3,6 +3,7 @@
     python -m lit_gans.translate ckpt=run/checkpoints/last.ckpt input=photos/ output=out/ domain=dog seeds=0,1,2
     python -m lit_gans.translate ckpt=... input=photos/ output=out/ ref=refs/dog.jpg domain=dog
     python -m lit_gans.translate ckpt=cyclegan.ckpt input=horses/ output=zebras/
+    python -m lit_gans.translate ckpt=palette.ckpt input=gray/ output=colour/ steps=100 sampler=ddpm
 
 Keys: see ``conf/translate.yaml``. StarGAN v2 translates each input under every style (a reference image, or
 the style code of a seed); the one-to-one models (CycleGAN, CUT, pix2pix, ...) go A -> B through their adapter
@@ -125,10 +126,10 @@ def stargan_styles(cfg: DictConfig, model: Any, vae: Any | None, device: torch.d
             for s in parse_seeds(cfg.seeds)]
 
 
-def translate_batch(model: Any, x: Tensor, styles: list[Style] | None, cfg: DictConfig) -> list[Tensor]:
-    """Outputs (data space) of one batch of sources: one tensor per style, or the single A -> B output."""
+def translate_batch(model: Any, x: Tensor, styles: list[Style] | None, options: dict[str, Any]) -> list[Tensor]:
+    """Outputs (data space) of one batch of sources: one tensor per style, or the single A -> B output (through
+    the model's adapter, which reads ``options``: CycleGAN's ``direction``, Palette's ``steps``/``sampler``/``eta``)."""
     if styles is None:
-        options = {"direction": cfg.direction, "steps": cfg.steps}
         return [inference.adapter_for(model)(model, x, options)]
     b = x.shape[0]
     outs = []
@@ -158,6 +159,7 @@ def run(cfg: DictConfig) -> list[Path]:
     multi = type(model).__name__ in inference.MULTI_DOMAIN
     if not multi and (cfg.ref or cfg.domain is not None):
         raise ConfigError(f"ref=/domain= are for StarGAN v2; this checkpoint holds {type(model).__name__} (A -> B)")
+    options = {"direction": cfg.direction, **inference.sampling_options(model, cfg.steps, cfg.sampler, cfg.eta)}
     styles = stargan_styles(cfg, model, vae, device) if multi else None
     inputs = read_inputs(cfg.input, model, vae, device)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -167,7 +169,7 @@ def run(cfg: DictConfig) -> list[Path]:
     batches = list(zip(inputs.x.split(cfg.batch_size), _chunks(inputs.names, cfg.batch_size), strict=True))
     for x, names in tqdm(batches, desc="translate", unit="batch", disable=not cfg.progress):
         x = x.to(device)
-        outs = [inference.to_pixels(o, vae).cpu() for o in translate_batch(model, x, styles, cfg)]
+        outs = [inference.to_pixels(o, vae).cpu() for o in translate_batch(model, x, styles, options)]
         for k, out in enumerate(outs):
             for name, img in zip(names, out, strict=True):
                 path = out_dir / (f"{name}__{styles[k].name}.png" if styles is not None else f"{name}.png")
