@@ -123,6 +123,8 @@ def build(cfg: DictConfig, purge_step: int | None = None) -> tuple[L.LightningDa
     datamodule = instantiate(cfg.data, _convert_="all")
     loss = OmegaConf.to_container(cfg.loss, resolve=True)
     model = instantiate(fill_from_data(cfg.model, datamodule), loss=loss, **augment_kwargs(cfg), _convert_="all")
+    if hasattr(datamodule, "with_ref2"):  # a second reference per item only for a model that reads it
+        datamodule.with_ref2 = bool(getattr(model, "uses_second_reference", False))
     trainer_cfg = cfg.trainer.copy()
     with open_dict(trainer_cfg):
         trainer_cfg.precision = resolve_precision(trainer_cfg.get("precision", "auto"))

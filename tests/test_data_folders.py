@@ -25,13 +25,17 @@ def _dm(root, **kw):
 def test_domains_items_splits_and_names(tmp_path):
     write_domains(tmp_path / "train", {"dog": 6, "cat": 5})
     write_domains(tmp_path / "val", {"cat": 2, "dog": 2}, seed=1)
-    dm = _dm(tmp_path)
+    dm = _dm(tmp_path, with_ref2=True)
     assert dm.data_spec() == {"channels": 3, "img_size": 32, "num_domains": 2, "domain_names": ["cat", "dog"],
                               "layout": "domains"}
     dm.setup()
     assert len(dm.train_set) == 11 and len(dm.val_set) == 4
     batch = next(iter(dm.train_dataloader()))
     assert batch["x_src"].shape == batch["x_ref"].shape == batch["x_ref2"].shape == (4, 3, 32, 32)
+    without = _dm(tmp_path)  # no model reads x_ref2: it is not decoded
+    without.setup()
+    other = next(iter(without.train_dataloader()))
+    assert "x_ref2" not in other and torch.equal(other["x_ref"], batch["x_ref"])
     assert batch["z1"].shape == (4, 5) and batch["x_src"].dtype == torch.float32
     assert batch["x_src"].min() >= -1 and batch["x_src"].max() <= 1
     # References come from the target domain: their labels match y_trg.

@@ -20,8 +20,11 @@ HAS_PALETTE = os.path.exists(os.path.join(CONF, "model", "palette.yaml"))
 # What each preset pins (dotted keys of the composed config).
 PROMISES = {
     "stargan_afhq": {"model._target_": "lit_gans.models.StarGANv2", "model.img_size": 256, "model.max_conv_dim": 512,
-                     "loss.adversarial": "nonsat", "loss.w_ds": 2.0, "loss.w_r1": 1.0, "loss.r1_interval": 1,
-                     "data.batch_size": 8, "model.optim.lr": 1e-4, "model.optim.f_lr": 1e-6},
+                     "loss.adversarial": "nonsat", "loss.w_ds": 2.0, "loss.w_r1": 0.5, "loss.r1_interval": 1,
+                     "data.batch_size": 8, "model.optim.lr": 1e-4, "model.optim.f_lr": 1e-6,
+                     "model.ds_paths": ["latent", "ref"], "model.ds_detach_second": True},
+    "stargan_celeba_hq": {"model.w_hpf": 1.0, "model.img_size": 256, "loss.w_ds": 1.0, "loss.w_r1": 0.5,
+                          "loss.adversarial": "nonsat", "model.ds_paths": ["latent", "ref"]},
     "stargan_latent_afhq": {"model.in_channels": 4, "model.latent_scale": 0.18215, "loss.adversarial": "hinge",
                             "loss.r1_interval": 4, "loss.ds_decay_epochs": 20, "loss.w_id": 0.0,
                             "data._target_": "lit_gans.data.latents.LatentDataModule"},

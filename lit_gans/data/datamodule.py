@@ -107,12 +107,16 @@ class MultiDomainDataModule(BaseDataModule):
     Args:
         latent_dim: size of the style codes ``z1``, ``z2`` in each item.
         balanced: sample domains equally often (inverse-size weights), as the original StarGAN v2.
+        with_ref2: also give a second reference of the target domain (``x_ref2``). ``train.py`` sets it from
+            the model (StarGAN v2 with ``model.ds_paths`` including ``ref``), so that no image is decoded for
+            nothing.
     """
 
-    def __init__(self, latent_dim: int = 16, balanced: bool = True, **kwargs: Any):
+    def __init__(self, latent_dim: int = 16, balanced: bool = True, with_ref2: bool = False, **kwargs: Any):
         super().__init__(**kwargs)
         self.latent_dim = latent_dim
         self.balanced = balanced
+        self.with_ref2 = with_ref2
         self.domain_names: list[str] = []
 
     @property

@@ -20,19 +20,17 @@ class DomainsDataModule(MultiDomainDataModule):
         crop_prob: probability of the original's random resized crop; ``flip``: random horizontal flips.
         verify: check files at setup (``auto``: decode them all up to 5000 files, else check headers).
         strict: an unreadable file is an error instead of being skipped with a warning.
-        with_ref2: also load a second reference of the target domain (``x_ref2``).
         Other arguments: see :class:`MultiDomainDataModule`.
     """
 
     layout = "domains"
 
     def __init__(self, root: str, img_size: int = 256, crop_prob: float = 0.5, flip: bool = True,
-                 verify: bool | str = "auto", strict: bool = False, with_ref2: bool = True,
-                 num_workers: int | str = "auto", **kwargs: Any):
+                 verify: bool | str = "auto", strict: bool = False, num_workers: int | str = "auto", **kwargs: Any):
         super().__init__(num_workers=num_workers, **kwargs)
         self.save_hyperparameters(logger=False)
         self.root, self.img_size, self.channels = root, img_size, 3
-        self.crop_prob, self.flip, self.verify, self.strict, self.with_ref2 = crop_prob, flip, verify, strict, with_ref2
+        self.crop_prob, self.flip, self.verify, self.strict = crop_prob, flip, verify, strict
         self._train_files: DomainFiles | None = None
 
     def _scan(self) -> DomainFiles:

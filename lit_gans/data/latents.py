@@ -80,7 +80,8 @@ class LatentDataModule(MultiDomainDataModule):
         idx = torch.nonzero(d.split == split).flatten()
         flip = self.flip and train
         if d.layout == "domains":
-            return MultiDomainItems(_Rows(d.latents, idx, flip), d.labels[idx], len(d.domain_names), self.latent_dim)
+            return MultiDomainItems(_Rows(d.latents, idx, flip), d.labels[idx], len(d.domain_names), self.latent_dim,
+                                    with_ref2=self.with_ref2)
         if d.layout == "unpaired":
             ia, ib = idx[d.labels[idx] == 0], idx[d.labels[idx] == 1]
             rows_a, rows_b = _Rows(d.latents, ia, flip), _Rows(d.latents, ib, flip)

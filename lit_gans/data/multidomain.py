@@ -1,8 +1,9 @@
 """StarGAN v2 items from any labelled collection of images or latents.
 
-An item is the source, its domain, a reference pair from one target domain and two style codes::
+An item is the source, its domain, a reference from one target domain (and a second one when a model uses it:
+``with_ref2``) and two style codes::
 
-    {"x_src": (C,H,W), "y_src": (), "x_ref": (C,H,W), "x_ref2": (C,H,W), "y_trg": (), "z1": (L,), "z2": (L,)}
+    {"x_src": (C,H,W), "y_src": (), "x_ref": (C,H,W), ["x_ref2": (C,H,W),] "y_trg": (), "z1": (L,), "z2": (L,)}
 
 The target domain is drawn uniformly over domains (as the original's domain-balanced reference loader does)
 and the two references are distinct items of it when it has more than one. All random choices come from
@@ -26,11 +27,12 @@ class MultiDomainItems(Dataset):
         labels: domain of each item, ``(N,)`` long, values in ``[0, num_domains)``.
         num_domains: number of domains.
         latent_dim: size of the random style codes ``z1``, ``z2``.
-        with_ref2: include the second reference ``x_ref2`` (one more image to load per item).
+        with_ref2: include the second reference ``x_ref2`` (one more image to load per item; the random draws
+            are the same either way, so turning it on or off changes no other part of an item).
     """
 
     def __init__(self, load: Callable[[int], Tensor], labels: Tensor, num_domains: int, latent_dim: int = 16,
-                 with_ref2: bool = True):
+                 with_ref2: bool = False):
         self.load = load
         self.labels = torch.as_tensor(labels, dtype=torch.long)
         self.num_domains = num_domains

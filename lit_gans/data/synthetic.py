@@ -167,7 +167,8 @@ class SyntheticDomainsDataModule(MultiDomainDataModule):
         for split, per_domain, seed in (("train", self.per_domain, self.data_seed),
                                         ("val", self.val_per_domain, self.data_seed + 1)):
             data, labels = synthetic_domains(self._num_domains, per_domain, self.img_size, self.channels, seed)
-            items = MultiDomainItems(data.__getitem__, labels, self._num_domains, self.latent_dim)
+            items = MultiDomainItems(data.__getitem__, labels, self._num_domains, self.latent_dim,
+                                     with_ref2=self.with_ref2)
             setattr(self, f"{split}_set", items)
 
 

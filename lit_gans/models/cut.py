@@ -41,8 +41,9 @@ class CUT(UnpairedGAN):
         nce_layers: generator layers whose features PatchNCE compares (CUT: 0, 4, 8, 12, 16).
         nce_dim: width of the projection heads (CUT's ``netF_nc``: 256).
         flip_equivariance: FastCUT's augmentation (mirror the input of a step with probability 1/2).
-        Other arguments: see :class:`~lit_gans.models.unpaired.UnpairedGAN` (CUT's generator is anti-aliased
-        and has no fake pool).
+        Other arguments: see :class:`~lit_gans.models.unpaired.UnpairedGAN`. CUT's defaults differ from
+        CycleGAN's as the official code's (``options/base_options.py``): an anti-aliased generator and
+        discriminator, Xavier-normal initialisation with gain 0.02 (``--init_type xavier``), no fake pool.
     """
 
     spec_name = "cut"
@@ -50,8 +51,9 @@ class CUT(UnpairedGAN):
     mask_directions = ("AB",)
 
     def __init__(self, nce_layers: Sequence[int] = (0, 4, 8, 12, 16), nce_dim: int = 256,
-                 flip_equivariance: bool = False, antialias: bool = True, pool_size: int = 0, **kwargs: Any):
-        super().__init__(antialias=antialias, pool_size=pool_size, **kwargs)
+                 flip_equivariance: bool = False, antialias: bool = True, antialias_d: bool = True,
+                 init: str = "xavier", pool_size: int = 0, **kwargs: Any):
+        super().__init__(antialias=antialias, antialias_d=antialias_d, init=init, pool_size=pool_size, **kwargs)
         self.nce_layers = [int(i) for i in nce_layers]
         self.flip_equivariance = bool(flip_equivariance)
         self.G = self.make_generator()
@@ -59,7 +61,8 @@ class CUT(UnpairedGAN):
         # and makes them exist before the optimizer is built and in every state_dict.
         probe = torch.zeros(1, self.net_cfg["in_channels"], _PROBE_SIZE, _PROBE_SIZE)
         with torch.no_grad():
-            self.patch_heads = PatchProjection.from_features(self.G.encode(probe, self.nce_layers), nce_dim)
+            self.patch_heads = PatchProjection.from_features(self.G.encode(probe, self.nce_layers), nce_dim,
+                                                             init=self.net_cfg["init"], init_gain=self.net_cfg["init_gain"])
         # FastCUT's coin: a Python generator of its own (saved in checkpoints): no tensor read on the host.
         self.flip_rng = random.Random(int(torch.randint(2**62, ())))
 

@@ -8,18 +8,25 @@ generator G, style encoder E and mapping network F, each over a *reference* path
     g_loss = w_adv*g_adv + w_sty*sty + w_cyc*cyc + w_id*id - lambda_ds*ds
 
 Weights come from the ``loss`` config; ``lambda_ds`` and "is this an R1 step" come from callbacks that set
-gains on the objective's terms (see :mod:`lit_gans.callbacks.schedules`).
+gains on the objective's terms (see :mod:`lit_gans.callbacks.schedules`). The diversity term ``ds`` compares
+two fakes of the same source: on the latent path (styles ``F(z1)``, ``F(z2)``: the seed's) and, with
+``ds_paths`` including ``ref``, on the reference path (``E(x_ref)``, ``E(x_ref2)``: the official code's
+reference-path G update); ``ds_detach_second`` stops the gradient through the second fake as the official
+``x_fake2.detach()``. Once ``lambda_ds`` has decayed to 0 the term gets no gradient work, but its curve still
+shows the true distance (a forward pass without gradients).
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import torch
 from torch import Tensor
 
+from lit_gans.errors import ConfigError
 from lit_gans.models.base import GANModule, _plain, eager
+from lit_gans.nets.fan import FAN, load_fan
 from lit_gans.nets.stargan_v2 import Discriminator, Generator, MappingNetwork, StyleEncoder
 
 OPTIM_DEFAULTS: dict[str, Any] = {
@@ -41,6 +48,14 @@ class StarGANv2(GANModule):
         style_dim: style code size. latent_dim: random code size. mapping_dim: hidden width of F.
         n_down: down-sampling blocks of G; ``None`` for the official ``log2(img_size) - 4``.
         optim: Adam settings for G, E, D (``lr``) and F (``f_lr``), as the original.
+        ds_paths: paths whose two fakes the diversity term compares: ``latent`` (``z1``/``z2``, the seed's),
+            ``ref`` (``x_ref``/``x_ref2``, which the data then loads); the official code uses both.
+        ds_detach_second: no gradient through the second fake of each pair (the official ``x_fake2.detach()``).
+        w_hpf: the high-pass filter of the official CelebA-HQ setting (``w_hpf=1``; 0: off): masks from a
+            face-alignment network (:class:`~lit_gans.nets.fan.FAN`) select the source's facial details that
+            skip connections carry to the output (see :class:`~lit_gans.nets.stargan_v2.Generator`). Pixels only.
+        fan_path: the FAN's weights (``wing.ckpt`` of clovaai/stargan-v2), a local file read when training
+            starts; checkpoints then carry them, so translating needs no file.
         loss: the ``loss`` config block (spec ``stargan_v2``).
         latent_scale: 0.18215 for unscaled SD-VAE latents, 1.0 for pixels.
         ema_beta: decay of the moving averages of G, E, F used for sampling (see ``GANModule``).
@@ -54,7 +69,8 @@ class StarGANv2(GANModule):
     def __init__(self, img_size: int = 256, in_channels: int = 3, num_domains: int = 2, dim: int | None = None,
                  max_conv_dim: int = 512, style_dim: int = 64, latent_dim: int = 16, mapping_dim: int = 512,
                  n_down: int | None = None, optim: Mapping[str, Any] | None = None,
-                 loss: Mapping[str, Any] | None = None, latent_scale: float = 1.0, ema_beta: float = 0.999,
+                 ds_paths: Sequence[str] = ("latent",), ds_detach_second: bool = False, w_hpf: float = 0.0,
+                 fan_path: str | None = None, loss: Mapping[str, Any] | None = None, latent_scale: float = 1.0, ema_beta: float = 0.999,
                  ema_warmup: bool = True, channels_last: bool | str = "auto", compile: bool = False,
                  vae: Mapping[str, Any] | None = None, aug: Mapping[str, Any] | None = None):
         loss = _plain(loss) or {"spec": "stargan_v2", "totals": {"D": "d_loss", "G": "g_loss"}}
@@ -66,12 +82,21 @@ class StarGANv2(GANModule):
                         "max_conv_dim": max_conv_dim, "style_dim": style_dim, "latent_dim": latent_dim,
                         "mapping_dim": mapping_dim, "n_down": n_down}
         self.optim_cfg = {**OPTIM_DEFAULTS, **(_plain(optim) or {})}
+        self.ds_paths = tuple(dict.fromkeys(_plain(ds_paths) or ()))
+        if not self.ds_paths or set(self.ds_paths) - {"latent", "ref"}:
+            raise ConfigError(f"model.ds_paths={list(self.ds_paths)}: choose one or both of latent, ref")
+        self.ds_detach_second = bool(ds_detach_second)
+        self.w_hpf, self.fan_path = float(w_hpf), fan_path
+        if self.w_hpf > 0 and in_channels != 3:
+            raise ConfigError(f"model.w_hpf={w_hpf}: the high-pass filter works on RGB faces (its masks come from a "
+                              f"face-alignment network), not on {in_channels}-channel latents: set model.w_hpf=0")
         self.vae_cfg = _plain(vae)
         self.save_hyperparameters(logger=False)
         n = self.net_cfg
         trunk = {"img_size": n["img_size"], "in_channels": n["in_channels"], "dim": n["dim"],
                  "max_conv_dim": n["max_conv_dim"]}
-        self.generator = Generator(**trunk, style_dim=n["style_dim"], n_down=n["n_down"])
+        self.generator = Generator(**trunk, style_dim=n["style_dim"], n_down=n["n_down"], w_hpf=self.w_hpf)
+        self.fan = FAN() if self.w_hpf > 0 else None  # weights: load_fan(fan_path) at fit start
         self.mapping_network = MappingNetwork(n["latent_dim"], n["style_dim"], n["num_domains"], n["mapping_dim"])
         self.style_encoder = StyleEncoder(**trunk, style_dim=n["style_dim"], num_domains=n["num_domains"])
         self.discriminator = Discriminator(**trunk, num_domains=n["num_domains"])
@@ -80,6 +105,20 @@ class StarGANv2(GANModule):
         self.build_discriminator_augment(in_channels)
 
     # ------------------------------------------------------------------ configuration
+    @property
+    def uses_second_reference(self) -> bool:
+        """Whether batches must hold ``x_ref2`` (a second reference of the target domain)."""
+        return "ref" in self.ds_paths
+
+    def setup(self, stage: str) -> None:
+        super().setup(stage)
+        if self.fan is not None and stage == "fit":
+            self.fan.load_state_dict(load_fan(self.fan_path).state_dict())  # a resumed run's checkpoint then loads
+
+    def hpf_masks(self, x: Tensor) -> tuple[Tensor, Tensor] | None:
+        """The high-pass filter's face masks of model-space images ``x`` (``None`` without the filter)."""
+        return None if self.fan is None else self.fan.masks(x)
+
     def expected_data(self) -> dict[str, Any]:
         n = self.net_cfg
         return {"channels": n["in_channels"], "img_size": n["img_size"], "num_domains": n["num_domains"]}
@@ -112,17 +151,22 @@ class StarGANv2(GANModule):
         x_src, y_src = self.to_model_space(batch["x_src"]), batch["y_src"]
         x_ref, y_trg = self.to_model_space(batch["x_ref"]), batch["y_trg"]
         b = x_src.shape[0]
-        with_ds = obj.active("ds")
+        ds_weighted = obj.active("ds")
+        latent_ds, ref_ds = "latent" in self.ds_paths, "ref" in self.ds_paths
+        x_ref2 = self.to_model_space(batch["x_ref2"]) if ref_ds else None
 
         # Styles and fakes, computed once: G, E and F do not change during the D update, so these are
-        # exactly the fakes both updates see (the D update sees them detached).
-        s_ref = self.style_encoder(x_ref, y_trg)
-        z = torch.cat([batch["z1"], batch["z2"]]) if with_ds else batch["z1"]
-        s_lat_all = self.mapping_network(z, y_trg.repeat(z.shape[0] // b))
-        styles = torch.cat([s_ref, s_lat_all])
-        fakes_all = self.generator(x_src.repeat(styles.shape[0] // b, 1, 1, 1), styles)
-        s_lat = s_lat_all[:b]
-        fakes = fakes_all[: 2 * b]  # [ref path; latent path]
+        # exactly the fakes both updates see (the D update sees them detached). While ds is weighted, the
+        # second style of each ds path joins the same batched passes.
+        refs = [x_ref, x_ref2] if ref_ds and ds_weighted else [x_ref]
+        zs = [batch["z1"], batch["z2"]] if latent_ds and ds_weighted else [batch["z1"]]
+        s_ref, *s_ref2 = self.style_encoder(torch.cat(refs), y_trg.repeat(len(refs))).split(b)
+        s_lat, *s_lat2 = self.mapping_network(torch.cat(zs), y_trg.repeat(len(zs))).split(b)
+        styles = [s_ref, s_lat, *s_lat2, *s_ref2]
+        masks = self.hpf_masks(x_src)  # the official masks of the translation (of x_real), None without w_hpf
+        fake_ref, fake_lat, *second_fakes = self.generator(x_src.repeat(len(styles), 1, 1, 1), torch.cat(styles),
+                                                           _repeat(masks, len(styles))).split(b)
+        fakes = torch.cat([fake_ref, fake_lat])
         y2 = y_trg.repeat(2)
 
         # 1) Discriminator: real references vs. the fakes of both paths (+ R1 on R1 steps). Everything it
@@ -130,7 +174,7 @@ class StarGANv2(GANModule):
         # by reference-guided fakes of the same domain.
         aug = self.augment_d
         with self.toggled_optimizer(opt_d):
-            x_real = self.shown_as_real(x_ref, fakes[:b])
+            x_real = self.shown_as_real(x_ref, fake_ref)
             if obj.active("r1"):
                 # R1 in float32 with autocast off, w.r.t. the un-augmented reals (augmented inside the graph,
                 # as StyleGAN2-ADA); on these steps the same fp32 pass gives the real logits.
@@ -158,19 +202,49 @@ class StarGANv2(GANModule):
                                                                torch.cat([y2, y_src])).split(b)
             obj.compute("sty", s_pred_ref, s_ref)
             obj.compute("sty", s_pred_lat, s_lat)
-            if with_ds:
-                obj.compute("ds", fakes_all[b : 2 * b], fakes_all[2 * b :])
+            if ds_weighted:
+                fake_lat2 = second_fakes.pop(0) if latent_ds else None
+                fake_ref2 = second_fakes.pop(0) if ref_ds else None
+                self.diversity(fake_lat, fake_lat2, fake_ref, fake_ref2)
+            else:
+                self.decayed_diversity(x_src, y_trg, batch["z2"], x_ref2, fake_lat, fake_ref, masks)
             with_id = obj.active("id")
             inputs = torch.cat([fakes, x_src]) if with_id else fakes
-            outs = self.generator(inputs, s_src.repeat(inputs.shape[0] // b, 1))
-            rec_ref, rec_lat = outs[:b], outs[b : 2 * b]
+            # the cycle's masks are the fakes' own (official: fan.get_heatmap(x_fake))
+            outs = self.generator(inputs, s_src.repeat(inputs.shape[0] // b, 1), self.hpf_masks(inputs))
+            rec_ref, rec_lat, *rec_src = outs.split(b)
             obj.compute("cyc", rec_ref, x_src)
             obj.compute("cyc", rec_lat, x_src)
             if with_id:
-                obj.compute("id", outs[2 * b :], x_src)
+                obj.compute("id", rec_src[0], x_src)
             self.update(opt_g, obj.total("G"))
 
         self.update_ema()
+
+    def diversity(self, fake_lat: Tensor, fake_lat2: Tensor | None, fake_ref: Tensor, fake_ref2: Tensor | None) -> None:
+        """Record ``ds`` of each path of ``ds_paths``: the distance between its two fakes of the same source
+        (summed over paths, as every StarGAN v2 term here); the second fake is detached with
+        ``ds_detach_second``."""
+        for first, second in ((fake_lat, fake_lat2), (fake_ref, fake_ref2)):
+            if second is not None:
+                self.objective.compute("ds", first, second.detach() if self.ds_detach_second else second)
+
+    @torch.no_grad()
+    def decayed_diversity(self, x_src: Tensor, y_trg: Tensor, z2: Tensor, x_ref2: Tensor | None, fake_lat: Tensor,
+                          fake_ref: Tensor, masks: tuple[Tensor, Tensor] | None = None) -> None:
+        """``ds`` once ``lambda_ds`` is 0: the same distance, from a forward pass without gradients (it adds
+        nothing to ``g_loss``), so that the curve means the same thing in every epoch."""
+        b = x_src.shape[0]
+        seconds = []
+        if "latent" in self.ds_paths:
+            seconds.append(self.mapping_network(z2, y_trg))
+        if "ref" in self.ds_paths:
+            seconds.append(self.style_encoder(x_ref2, y_trg))
+        fakes2 = self.generator(x_src.repeat(len(seconds), 1, 1, 1), torch.cat(seconds),
+                                _repeat(masks, len(seconds))).split(b)
+        fake_lat2 = fakes2[0] if "latent" in self.ds_paths else None
+        fake_ref2 = fakes2[-1] if "ref" in self.ds_paths else None
+        self.diversity(fake_lat.detach(), fake_lat2, fake_ref.detach(), fake_ref2)
 
     # ------------------------------------------------------------------ inference
     @torch.no_grad()
@@ -190,7 +264,7 @@ class StarGANv2(GANModule):
             if z is None:
                 z = torch.randn(b, self.net_cfg["latent_dim"], device=self.device)
             s = self.mapping_network_ema(z.to(self.device), y)
-        return self.to_data_space(self.generator_ema(x, s)).float()
+        return self.to_data_space(self.generator_ema(x, s, self.hpf_masks(x))).float()
 
     @torch.no_grad()
     def visuals(self, batch: Mapping[str, Tensor]) -> dict[str, Tensor]:
@@ -202,3 +276,7 @@ class StarGANv2(GANModule):
             "ref_guided": self.translate(x_src, y_trg, x_ref=x_ref),
             "latent_guided": self.translate(x_src, y_trg, z=batch["z1"]),
         }
+
+
+def _repeat(masks: tuple[Tensor, Tensor] | None, times: int) -> tuple[Tensor, Tensor] | None:
+    return None if masks is None else (masks[0].repeat(times, 1, 1, 1), masks[1].repeat(times, 1, 1, 1))

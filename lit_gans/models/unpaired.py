@@ -48,6 +48,9 @@ class UnpairedGAN(GANModule):
         discriminators: names from :data:`lit_gans.nets.discriminators.DISCRIMINATORS`, one discriminator of
             each per judged domain, each with its own losses and its own parameter group.
         ndf, n_layers_D, norm_D: the PatchGANs. num_scales: scales of the ``multiscale`` discriminator.
+        antialias_d: blur-pooled down-sampling in the PatchGANs (CUT's default discriminator).
+        init, init_gain: initialisation of G, the discriminators and CUT's heads
+            (:func:`~lit_gans.nets.patchgan.init_weights`: CycleGAN ``normal`` 0.02, CUT ``xavier`` 0.02).
         pool_size: past fakes the discriminators also see (CycleGAN 50, CUT 0).
         sem_mask: train the segmenter ``f_s`` on the real masks and add the mask-conservation terms.
         num_classes: mask classes (``None`` in config = the data's). f_s_width: the segmenter's base width.
@@ -67,7 +70,8 @@ class UnpairedGAN(GANModule):
     def __init__(self, img_size: int | None = None, in_channels: int = 3, ngf: int = 64, n_blocks: int | None = None,
                  norm: str = "instance", antialias: bool = False, dropout: bool = False, out_activation: str = "auto",
                  discriminators: Iterable[str] = ("basic",), ndf: int = 64, n_layers_D: int = 3,
-                 norm_D: str = "instance", num_scales: int = 2, pool_size: int = 0, sem_mask: bool = False,
+                 norm_D: str = "instance", num_scales: int = 2, antialias_d: bool = False, init: str = "normal",
+                 init_gain: float = 0.02, pool_size: int = 0, sem_mask: bool = False,
                  num_classes: int | None = None, f_s_width: int = 32, optim: Mapping[str, Any] | None = None,
                  loss: Mapping[str, Any] | None = None, latent_scale: float | None = None,
                  channels_last: bool | str = "auto", compile: bool = False, vae: Mapping[str, Any] | None = None,
@@ -83,7 +87,8 @@ class UnpairedGAN(GANModule):
             out_activation = "tanh" if latent_scale == 1.0 else "none"
         self.net_cfg = {"img_size": img_size, "in_channels": in_channels, "ngf": ngf,
                         "n_blocks": default_n_blocks(img_size) if n_blocks is None else n_blocks, "norm": norm,
-                        "antialias": antialias, "dropout": dropout, "out_activation": out_activation}
+                        "antialias": antialias, "dropout": dropout, "out_activation": out_activation,
+                        "init": init, "init_gain": init_gain}
         self.optim_cfg = {**OPTIM_DEFAULTS, **(_plain(optim) or {})}
         self.vae_cfg = _plain(vae)
         self.discriminator_names = discriminators
@@ -93,7 +98,7 @@ class UnpairedGAN(GANModule):
         self.save_hyperparameters(logger=False)
 
         d_kw = {"in_channels": in_channels, "ndf": ndf, "n_layers": n_layers_D, "norm": norm_D,
-                "num_scales": num_scales}
+                "num_scales": num_scales, "antialias": antialias_d, "init": init, "init_gain": init_gain}
         for dom in self.gan_domains:
             setattr(self, f"D_{dom}", nn.ModuleDict({n: build_discriminator(n, **d_kw) for n in discriminators}))
             setattr(self, f"pool_{dom}", ImagePool(pool_size, (in_channels, img_size, img_size)))
@@ -108,7 +113,7 @@ class UnpairedGAN(GANModule):
     def make_generator(self) -> ResnetGenerator:
         n = self.net_cfg
         return ResnetGenerator(n["in_channels"], n["in_channels"], n["ngf"], n["n_blocks"], n["norm"], n["antialias"],
-                               n["dropout"], n["out_activation"])
+                               n["dropout"], n["out_activation"], n["init"], n["init_gain"])
 
     # ------------------------------------------------------------------ configuration
     def expected_data(self) -> dict[str, Any]:

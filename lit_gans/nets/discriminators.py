@@ -22,16 +22,18 @@ class MultiScaleDiscriminator(nn.Module):
     """``num_scales`` PatchGANs on the input and its 2x, 4x ... down-sampled versions.
 
     Args:
-        in_channels: image channels. ndf, n_layers, norm: see :class:`PatchDiscriminator`.
+        in_channels: image channels. ndf, n_layers, norm, antialias, init, init_gain: see
+            :class:`PatchDiscriminator`.
         num_scales: 1 is the plain PatchGAN.
     """
 
     def __init__(self, in_channels: int = 3, ndf: int = 64, n_layers: int = 3, norm: str = "instance",
-                 num_scales: int = 2):
+                 num_scales: int = 2, antialias: bool = False, init: str = "normal", init_gain: float = 0.02):
         super().__init__()
         if num_scales < 1:
             raise ValueError(f"num_scales must be >= 1, got {num_scales}")
-        self.scales = nn.ModuleList(PatchDiscriminator(in_channels, ndf, n_layers, norm) for _ in range(num_scales))
+        self.scales = nn.ModuleList(PatchDiscriminator(in_channels, ndf, n_layers, norm, antialias, init, init_gain)
+                                    for _ in range(num_scales))
 
     def forward(self, x: Tensor) -> list[Tensor]:
         out = []
@@ -47,10 +49,12 @@ DISCRIMINATORS = ("basic", "multiscale")
 
 
 def build_discriminator(kind: str, in_channels: int = 3, ndf: int = 64, n_layers: int = 3, norm: str = "instance",
-                        num_scales: int = 2) -> nn.Module:
+                        num_scales: int = 2, antialias: bool = False, init: str = "normal",
+                        init_gain: float = 0.02) -> nn.Module:
     """A discriminator by name (see the module docstring)."""
+    kw = {"antialias": antialias, "init": init, "init_gain": init_gain}
     if kind == "basic":
-        return MultiScaleDiscriminator(in_channels, ndf, n_layers, norm, num_scales=1)
+        return MultiScaleDiscriminator(in_channels, ndf, n_layers, norm, num_scales=1, **kw)
     if kind == "multiscale":
-        return MultiScaleDiscriminator(in_channels, ndf, n_layers, norm, num_scales=num_scales)
+        return MultiScaleDiscriminator(in_channels, ndf, n_layers, norm, num_scales=num_scales, **kw)
     raise ValueError(f"unknown discriminator {kind!r}: choose from {', '.join(DISCRIMINATORS)}")

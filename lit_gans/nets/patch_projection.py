@@ -14,6 +14,7 @@ from a checkpoint without a first batch.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -28,19 +29,21 @@ class PatchProjection(nn.Module):
     Args:
         in_channels: channels of each feature layer.
         dim: hidden and output width of each head (CUT's ``netF_nc`` = 256).
+        init, init_gain: see :func:`~lit_gans.nets.patchgan.init_weights` (CUT initialises its heads as its
+            other networks: ``init_net(self.mlp, init_type, init_gain)``).
     """
 
-    def __init__(self, in_channels: Sequence[int], dim: int = 256):
+    def __init__(self, in_channels: Sequence[int], dim: int = 256, init: str = "normal", init_gain: float = 0.02):
         super().__init__()
         self.in_channels = tuple(int(c) for c in in_channels)
         self.mlps = nn.ModuleList(nn.Sequential(nn.Linear(c, dim), nn.ReLU(), nn.Linear(dim, dim))
                                   for c in self.in_channels)
-        init_weights(self)
+        init_weights(self, init_gain, init)
 
     @classmethod
-    def from_features(cls, feats: Sequence[Tensor], dim: int = 256) -> PatchProjection:
+    def from_features(cls, feats: Sequence[Tensor], dim: int = 256, **init: Any) -> PatchProjection:
         """Heads for features shaped like ``feats`` (``(B, C_l, H_l, W_l)`` per layer)."""
-        return cls([f.shape[1] for f in feats], dim)
+        return cls([f.shape[1] for f in feats], dim, **init)
 
     @staticmethod
     def sample_ids(feats: Sequence[Tensor], num_patches: int) -> list[Tensor]:

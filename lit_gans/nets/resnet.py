@@ -18,47 +18,10 @@ first and fifth residual blocks (12, 16: 4ngf at 1/4).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-
-import torch
-import torch.nn.functional as F
 from torch import Tensor, nn
 
+from lit_gans.nets.antialias import BlurDownsample, BlurUpsample
 from lit_gans.nets.patchgan import init_weights, make_norm
-
-
-def _binomial_filter(taps: Sequence[float], channels: int) -> Tensor:
-    """Depthwise ``(channels, 1, k, k)`` outer product of ``taps`` normalised to sum 1."""
-    a = torch.tensor(taps, dtype=torch.float32)
-    k = torch.outer(a, a)
-    return (k / k.sum()).expand(channels, 1, *k.shape).contiguous()
-
-
-class BlurDownsample(nn.Module):
-    """Anti-aliased 2x down-sampling: reflection pad 1, then a depthwise [1, 2, 1] x [1, 2, 1] / 16 blur with
-    stride 2. ``(B, C, H, W) -> (B, C, ceil(H/2), ceil(W/2))``. torchvision has no blur-pool, hence this."""
-
-    def __init__(self, channels: int):
-        super().__init__()
-        self.register_buffer("filt", _binomial_filter((1.0, 2.0, 1.0), channels), persistent=False)
-
-    def forward(self, x: Tensor) -> Tensor:
-        return F.conv2d(F.pad(x, (1, 1, 1, 1), mode="reflect"), self.filt.to(x.dtype), stride=2, groups=x.shape[1])
-
-
-class BlurUpsample(nn.Module):
-    """Anti-aliased 2x up-sampling: replicate pad 1, a depthwise transposed convolution with the
-    [1, 3, 3, 1] x [1, 3, 3, 1] / 64 filter (times 4 to keep the mean), stride 2, then a 1-pixel crop on each
-    side. ``(B, C, H, W) -> (B, C, 2H, 2W)``."""
-
-    def __init__(self, channels: int):
-        super().__init__()
-        self.register_buffer("filt", 4.0 * _binomial_filter((1.0, 3.0, 3.0, 1.0), channels), persistent=False)
-
-    def forward(self, x: Tensor) -> Tensor:
-        y = F.conv_transpose2d(F.pad(x, (1, 1, 1, 1), mode="replicate"), self.filt.to(x.dtype), stride=2, padding=2,
-                               groups=x.shape[1])
-        return y[:, :, 1:-1, 1:-1]
 
 
 class ResnetBlock(nn.Module):
@@ -94,10 +57,12 @@ class ResnetGenerator(nn.Module):
         antialias: CUT's blur-pool down- and blur up-sampling (see the module docstring).
         dropout: dropout 0.5 inside the residual blocks (off in CycleGAN and CUT).
         out_activation: ``tanh`` for pixels in [-1, 1], ``none`` for latents.
+        init, init_gain: see :func:`~lit_gans.nets.patchgan.init_weights` (CycleGAN: normal; CUT: xavier).
     """
 
     def __init__(self, in_channels: int = 3, out_channels: int | None = None, ngf: int = 64, n_blocks: int = 9,
-                 norm: str = "instance", antialias: bool = False, dropout: bool = False, out_activation: str = "tanh"):
+                 norm: str = "instance", antialias: bool = False, dropout: bool = False, out_activation: str = "tanh",
+                 init: str = "normal", init_gain: float = 0.02):
         super().__init__()
         if norm not in ("instance", "none"):
             raise ValueError(f"generator norm must be instance or none, got {norm!r}")
@@ -124,7 +89,7 @@ class ResnetGenerator(nn.Module):
         if out_activation == "tanh":
             layers.append(nn.Tanh())
         self.model = nn.Sequential(*layers)
-        init_weights(self)
+        init_weights(self, init_gain, init)
 
     def forward(self, x: Tensor) -> Tensor:
         return self.model(x)

@@ -92,11 +92,14 @@ class AdaIN(nn.Module):
 
 
 class AdainResBlk(nn.Module):
-    """Residual block with AdaIN, optional 2x nearest up-sampling."""
+    """Residual block with AdaIN, optional 2x nearest up-sampling. With the high-pass filter (``w_hpf > 0``)
+    the block has no identity path (the official ``AdainResBlk``): the generator's filtered skip connections
+    carry the source's details instead."""
 
-    def __init__(self, dim_in: int, dim_out: int, style_dim: int = 64, upsample: bool = False):
+    def __init__(self, dim_in: int, dim_out: int, style_dim: int = 64, upsample: bool = False, w_hpf: float = 0.0):
         super().__init__()
         self.upsample = upsample
+        self.w_hpf = w_hpf
         self.actv = nn.LeakyReLU(0.2)
         self.conv1 = nn.Conv2d(dim_in, dim_out, 3, 1, 1)
         self.conv2 = nn.Conv2d(dim_out, dim_out, 3, 1, 1)
@@ -118,7 +121,23 @@ class AdainResBlk(nn.Module):
         return self.conv2(x)
 
     def forward(self, x: Tensor, s: Tensor) -> Tensor:
-        return (self._residual(x, s) + self._shortcut(x)) * (1 / math.sqrt(2))
+        out = self._residual(x, s)
+        if self.w_hpf > 0:
+            return out
+        return (out + self._shortcut(x)) * (1 / math.sqrt(2))
+
+
+class HighPass(nn.Module):
+    """A fixed 3x3 Laplacian-like high-pass filter ``[[-1,-1,-1],[-1,8,-1],[-1,-1,-1]] / w_hpf``, depthwise."""
+
+    def __init__(self, w_hpf: float):
+        super().__init__()
+        kernel = torch.tensor([[-1.0, -1.0, -1.0], [-1.0, 8.0, -1.0], [-1.0, -1.0, -1.0]]) / w_hpf
+        self.register_buffer("filter", kernel, persistent=False)
+
+    def forward(self, x: Tensor) -> Tensor:
+        weight = self.filter.to(x.dtype).expand(x.shape[1], 1, 3, 3)
+        return F.conv2d(x, weight, padding=1, groups=x.shape[1])
 
 
 class Generator(nn.Module):
@@ -133,14 +152,19 @@ class Generator(nn.Module):
         n_down: number of 2x down/up-sampling blocks; ``None`` for the official ``log2(img_size) - 4``
             (at least 1).
         n_bottleneck: residual blocks at the lowest resolution (2 in the original).
+        w_hpf: weight of the high-pass filter of the CelebA-HQ setting (0: off). When on, as the official
+            code: one more down-sampling block by default, decoder blocks without identity paths, and skip
+            connections from the encoder at ``img_size / 8, / 4, / 2`` (32, 64, 128 at 256 px), masked by the
+            face masks that :meth:`forward` takes (:meth:`lit_gans.nets.fan.FAN.masks`) and high-pass filtered.
     """
 
     def __init__(self, img_size: int = 256, in_channels: int = 3, dim: int | None = None, max_conv_dim: int = 512,
-                 style_dim: int = 64, n_down: int | None = None, n_bottleneck: int = 2):
+                 style_dim: int = 64, n_down: int | None = None, n_bottleneck: int = 2, w_hpf: float = 0.0):
         super().__init__()
         dim_in = dim or official_dim(img_size)
-        n_down = max(1, _log2(img_size) - 4) if n_down is None else n_down
+        n_down = max(1, _log2(img_size) - 4) + (1 if w_hpf > 0 else 0) if n_down is None else n_down
         self.img_size, self.in_channels, self.style_dim = img_size, in_channels, style_dim
+        self.skip_sizes = (img_size // 8, img_size // 4, img_size // 2) if w_hpf > 0 else ()
         self.from_rgb = nn.Conv2d(in_channels, dim_in, 3, 1, 1)
         self.encode = nn.ModuleList()
         self.decode = nn.ModuleList()
@@ -151,19 +175,29 @@ class Generator(nn.Module):
         for _ in range(n_down):
             dim_out = min(dim_in * 2, max_conv_dim)
             self.encode.append(ResBlk(dim_in, dim_out, normalize=True, downsample=True))
-            self.decode.insert(0, AdainResBlk(dim_out, dim_in, style_dim, upsample=True))
+            self.decode.insert(0, AdainResBlk(dim_out, dim_in, style_dim, upsample=True, w_hpf=w_hpf))
             dim_in = dim_out
         for _ in range(n_bottleneck):
             self.encode.append(ResBlk(dim_out, dim_out, normalize=True))
-            self.decode.insert(0, AdainResBlk(dim_out, dim_out, style_dim))
+            self.decode.insert(0, AdainResBlk(dim_out, dim_out, style_dim, w_hpf=w_hpf))
+        self.hpf = HighPass(w_hpf) if w_hpf > 0 else None
         self.apply(he_init)
 
-    def forward(self, x: Tensor, s: Tensor) -> Tensor:
+    def forward(self, x: Tensor, s: Tensor, masks: tuple[Tensor, Tensor] | None = None) -> Tensor:
+        """``masks``: the two face masks ``(B, 1, h, w)`` of the high-pass filter (ignored without it)."""
+        use_masks = masks is not None and self.hpf is not None
         x = self.from_rgb(x)
+        cache: dict[int, Tensor] = {}
         for block in self.encode:
+            if use_masks and x.shape[2] in self.skip_sizes:
+                cache[x.shape[2]] = x
             x = block(x)
         for block in self.decode:
             x = block(x, s)
+            if use_masks and x.shape[2] in cache:
+                mask = masks[0] if x.shape[2] == self.skip_sizes[0] else masks[1]
+                mask = F.interpolate(mask.to(x.dtype), size=x.shape[2], mode="bilinear")
+                x = x + self.hpf(mask * cache[x.shape[2]])
         return self.to_rgb(x)
 
 
