@@ -174,7 +174,7 @@ class CoordConvTh(nn.Module):
             in_channels += 1
         if with_boundary and not first_one:
             in_channels += 2
-        self.conv = nn.Conv2d(in_channels=in_channels, *args, **kwargs)
+        self.conv = nn.Conv2d(in_channels, *args, **kwargs)
 
     def forward(self, input_tensor, heatmap=None):
         ret = self.addcoords(input_tensor, heatmap)

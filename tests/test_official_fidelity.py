@@ -5,11 +5,11 @@ face-alignment network. Each is compared with a transcription of the published d
 
 import os
 
+import official_reference as official
 import pytest
 import torch
 from torch import nn
 
-import official_reference as official
 from conftest import compose_config
 from lit_gans.errors import ConfigError
 from lit_gans.losses.regularizers import r1_penalty

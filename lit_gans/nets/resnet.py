@@ -18,6 +18,8 @@ first and fifth residual blocks (12, 16: 4ngf at 1/4).
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from torch import Tensor, nn
 
 from lit_gans.nets.antialias import BlurDownsample, BlurUpsample
