@@ -181,7 +181,7 @@ def test_the_gpu_plan_covers_the_issue_matrix():
 
 def test_without_the_official_code_its_rows_are_skipped_with_the_way_to_get_it(tmp_path):
     plan = gc.build_plan(gc.Options(dry_run=True, official_dir=str(tmp_path), only=("speed",)))
-    rows = [i for i in plan if "/official/" in i.id and not i.skip.startswith("dry run")]
+    rows = [i for i in plan if "/official/" in i.id and i.skip != gc.DRY_ONE_ROW]
     assert len(rows) == 4 and all(official.HOW_TO_GET in i.skip for i in rows)
     assert {i.section for i in plan} == {"env", "speed"}
 
@@ -259,8 +259,8 @@ def test_dry_run_rehearses_the_whole_plan(tmp_path):
     assert ddp["checks"]["trained"]["global_step"] > 0
     ours = [e for e in report["items"] if e["section"] == "speed" and e.get("impl") == "lit_gans"
             and e["status"] != "skipped"]
-    assert {e["config"] for e in ours} == {"stargan_256", "stargan_latent_32", "cyclegan_256"} and len(ours) == 5
-    assert len([e for e in report["items"] if e.get("reason") == "dry run: first batch size only"]) == 8
+    assert {e["config"] for e in ours} == {"stargan_256", "stargan_latent_32", "cyclegan_256"} and len(ours) == 3
+    assert len([e for e in report["items"] if e.get("reason") == gc.DRY_ONE_ROW]) == 10
     for e in ours:
         assert e["status"] == "passed" and e["bench"]["img_per_s"] > 0 and e["bench"]["tflop_per_step"] > 0
         assert "lightning_overhead_pct" in e["bench"] and e["checks"]["no_host_sync"]["count"] == 0
