@@ -1,13 +1,16 @@
 """Train a model: ``python train.py model=stargan_latent loss=hinge_r1 trainer.max_epochs=50``.
 
 Configs live in conf/ (Hydra): groups model, loss, data, trainer, logger, callbacks, paths, and
-experiment/debug presets. ``-m`` runs sweeps. See README.md.
+experiment/debug presets. ``-m`` runs sweeps; ``resume=<run dir>`` continues a run with its own config.
+See README.md.
 """
 
 import sys
 
 import hydra
 from omegaconf import DictConfig
+
+import lit_gans  # noqa: F401 - registers the OmegaConf resolvers conf/ uses
 
 
 @hydra.main(version_base="1.3", config_path="conf", config_name="train")
@@ -27,7 +30,9 @@ def main(cfg: DictConfig) -> float | None:
 
 
 if __name__ == "__main__":
-    from lit_gans.cli import refuse_busy_run_dir
+    from lit_gans.cli import prepare_train_argv, refuse_busy_run_dir, user_errors
 
+    with user_errors():
+        sys.argv[1:] = prepare_train_argv(sys.argv[1:])  # resume=<run dir>; never overwrite a run's .hydra/
     refuse_busy_run_dir(sys.argv[1:])  # before Hydra writes its files into a folder another run is training in
     main()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import os
 import sys
 from collections.abc import Iterator
 
@@ -62,3 +63,89 @@ def refuse_busy_run_dir(argv: list[str]) -> None:
             key, _, value = arg.partition("=")
             if key.lstrip("+") == "hydra.run.dir" and value:
                 RunLock(value).check_free()
+
+
+# Keys that say where and how a run is (re)started, not what it trains: left out of run names and of the
+# overrides a resumed run re-applies.
+RUN_KEYS = ("hydra.run.dir", "hydra.sweep.dir", "hydra.output_subdir", "ckpt_path", "resume")
+
+
+def _key(override: str) -> str:
+    return override.split("=", 1)[0].lstrip("+~")
+
+
+def run_suffix(override_dirname: str, limit: int = 80) -> str:
+    """``_<overrides>`` for a run folder's name (``""`` without overrides): Hydra's ``override_dirname`` made safe
+    as one path component (no ``/``) and at most ``limit`` characters."""
+    text = override_dirname.replace(os.sep, "-").strip("-. ")
+    if not text:
+        return ""
+    return "_" + (text if len(text) <= limit else text[: limit - 3] + "...")
+
+
+def _swept(value: str) -> bool:
+    """Whether an override's value is a sweep (``1,2``, ``range(...)``, ``choice(...)``...) rather than one value."""
+    if value.startswith(("range(", "choice(", "interval(", "glob(", "tag(")):
+        return True
+    depth = 0
+    for ch in value:
+        depth += ch in "[{(" and 1 or (-1 if ch in "]})" else 0)
+        if ch == "," and depth == 0:
+            return True
+    return False
+
+
+def register_resolvers() -> None:
+    """OmegaConf resolvers the configs use (``${run_suffix:...}`` in conf/hydra/default.yaml)."""
+    from omegaconf import OmegaConf
+
+    if not OmegaConf.has_resolver("run_suffix"):
+        OmegaConf.register_new_resolver("run_suffix", run_suffix)
+
+
+def prepare_train_argv(argv: list[str], now: str | None = None) -> list[str]:
+    """``train.py``'s arguments before Hydra sees them.
+
+    - ``resume=RUN``: the run's own overrides (``RUN/.hydra/overrides.yaml``), then the given ones (which win), in
+      ``hydra.run.dir=RUN`` from ``ckpt_path=last``.
+    - Any resume into an existing run folder (``resume=``, or ``ckpt_path=`` with ``hydra.run.dir=``): Hydra's
+      record of this start goes to ``.hydra/resumed/<time>/``, so the run's original ``.hydra/`` is never
+      overwritten.
+    """
+    import datetime
+
+    import yaml
+
+    from lit_gans.errors import ConfigError
+
+    now = now or datetime.datetime.now().strftime("%Y-%m-%d_%H-%M-%S")
+    args = list(argv)
+    resume = next((a.split("=", 1)[1] for a in args if _key(a) == "resume" and "=" in a), None)
+    if resume not in (None, "", "null"):
+        if any(a in ("-m", "--multirun") for a in args):
+            raise ConfigError("resume= continues one run: drop -m (a sweep's jobs resume with ckpt_path=auto)")
+        record = os.path.join(os.path.expanduser(resume), ".hydra", "overrides.yaml")
+        if not os.path.isfile(record):
+            raise ConfigError(f"resume={resume} is not a run folder (no .hydra/overrides.yaml in it): pass the folder "
+                              "of a run, e.g. resume=outputs/<date>/<time>")
+        with open(record, encoding="utf-8") as f:
+            original = [str(o) for o in (yaml.safe_load(f) or [])]
+        given = [a for a in args if not a.startswith("-") and _key(a) != "resume"]
+        merged = {_key(o): o for o in original if _key(o) not in RUN_KEYS}
+        merged.update({_key(o): o for o in given})
+        flags = [a for a in args if a.startswith("-")]
+        args = [*flags, *merged.values(), f"hydra.run.dir={resume}"]
+        if "ckpt_path" not in merged:
+            args.append("ckpt_path=last")
+    if any(a in ("-m", "--multirun") for a in args):
+        # Sweep jobs are named by what is swept (`0_loss.w_sty=1`), not by the overrides they share.
+        fixed = [_key(a) for a in args if "=" in a and not a.startswith("-") and not _swept(a.split("=", 1)[1])]
+        if not any(_key(a) == "hydra.job.config.override_dirname.exclude_keys" for a in args):
+            keys = list(dict.fromkeys([*RUN_KEYS, "hydra.launcher", *fixed]))
+            args.append(f"hydra.job.config.override_dirname.exclude_keys=[{','.join(keys)}]")
+    run_dir = next((a.split("=", 1)[1] for a in args if _key(a) == "hydra.run.dir" and "=" in a), None)
+    resuming = any(_key(a) == "ckpt_path" and a.split("=", 1)[1] not in ("", "null") for a in args if "=" in a)
+    if run_dir and resuming and os.path.isdir(os.path.join(run_dir, ".hydra")) and \
+            not any(_key(a) == "hydra.output_subdir" for a in args):
+        args.append(f"hydra.output_subdir=.hydra/resumed/{now}")
+    return args

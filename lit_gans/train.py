@@ -13,6 +13,7 @@ import torch
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf, open_dict
 
+from lit_gans.callbacks.console import silence_known_noise
 from lit_gans.config_checks import check_config
 from lit_gans.resume import inspect_checkpoint, stopped_runs_explained
 from lit_gans.utils import rundir
@@ -48,14 +49,17 @@ def route_lightning_logs_through_root() -> None:
 
 
 def drop_disabled(callbacks: list[Any], trainer_cfg: DictConfig) -> list[Any]:
-    """Honour ``trainer.enable_progress_bar=false`` / ``enable_checkpointing=false`` by leaving out the
-    configured progress bar / checkpoint callbacks (Lightning refuses the combination otherwise)."""
-    from lightning.pytorch.callbacks import Checkpoint, ProgressBar
+    """Honour ``trainer.enable_progress_bar=false`` / ``enable_checkpointing=false`` /
+    ``enable_model_summary=false`` by leaving out the configured progress bar / checkpoint / summary callbacks
+    (Lightning refuses the combination otherwise)."""
+    from lightning.pytorch.callbacks import Checkpoint, ModelSummary, ProgressBar
 
     if trainer_cfg.get("enable_progress_bar") is False:
         callbacks = [c for c in callbacks if not isinstance(c, ProgressBar)]
     if trainer_cfg.get("enable_checkpointing") is False:
         callbacks = [c for c in callbacks if not isinstance(c, Checkpoint)]
+    if trainer_cfg.get("enable_model_summary") is False:
+        callbacks = [c for c in callbacks if not isinstance(c, ModelSummary)]
     return callbacks
 
 
@@ -114,6 +118,7 @@ def build(cfg: DictConfig, purge_step: int | None = None) -> tuple[L.LightningDa
     ``purge_step``: the first logging step of a resumed run; TensorBoard drops what an earlier, killed process
     logged from that step on, so the curves continue without duplicated points."""
     route_lightning_logs_through_root()
+    silence_known_noise()
     if cfg.get("seed") is not None:
         L.seed_everything(cfg.seed, workers=True, verbose=False)
     if torch.cuda.is_available():
@@ -131,6 +136,9 @@ def build(cfg: DictConfig, purge_step: int | None = None) -> tuple[L.LightningDa
         if trainer_cfg.get("benchmark") is None:
             trainer_cfg.benchmark = not trainer_cfg.get("deterministic")
     callbacks = drop_disabled(instantiate_all(cfg.get("callbacks")), trainer_cfg)
+    for callback in callbacks:
+        if hasattr(callback, "set_run_config"):  # the HParams callback: the composed config, for TensorBoard
+            callback.set_run_config(cfg)
     trainer = instantiate(trainer_cfg, callbacks=callbacks, logger=build_loggers(cfg, purge_step) or False)
     return datamodule, model, trainer
 
@@ -178,4 +186,44 @@ def train(cfg: DictConfig) -> dict[str, float]:
             log.info("resuming from %s (epoch %s)", ckpt_path, resume.epoch if resume else "?")
         with stopped_runs_explained(cfg, trainer, ckpt_path):
             trainer.fit(model, datamodule=datamodule, ckpt_path=ckpt_path)
-    return {k: float(v) for k, v in trainer.callback_metrics.items() if torch.is_tensor(v) and v.numel() == 1}
+    metrics = {k: float(v) for k, v in trainer.callback_metrics.items() if torch.is_tensor(v) and v.numel() == 1}
+    if trainer.is_global_zero:
+        write_final_metrics(run_dir, metrics)
+        print(run_summary(run_dir, trainer), flush=True)
+    return metrics
+
+
+FINAL_METRICS = "final_metrics.json"
+
+
+def write_final_metrics(run_dir: str, metrics: dict[str, float]) -> None:
+    """``<run>/final_metrics.json``: the callback metrics at the end (read by the multirun table)."""
+    import json
+    import math
+
+    os.makedirs(run_dir, exist_ok=True)
+    with open(os.path.join(run_dir, FINAL_METRICS), "w", encoding="utf-8") as f:
+        json.dump({k: (v if math.isfinite(v) else None) for k, v in sorted(metrics.items())}, f, indent=1)
+
+
+def run_summary(run_dir: str, trainer: L.Trainer) -> str:
+    """The lines a finished run ends with: where it is, its last checkpoint, its latest sample grid, the epoch
+    means of the totals, and the TensorBoard command to paste."""
+    import glob
+    import shlex
+
+    from lit_gans.callbacks.checkpointing import LastCheckpoint
+
+    last = next((c.last_saved_path for c in trainer.callbacks if isinstance(c, LastCheckpoint)), None)
+    grids = sorted(glob.glob(os.path.join(run_dir, "**", "samples", "*.png"), recursive=True), key=os.path.getmtime)
+    totals = [f"{k.removesuffix('_epoch')} {float(v):.4g}" for k, v in sorted(trainer.callback_metrics.items())
+              if k.endswith("_epoch") and k.split("/")[-1].removesuffix("_epoch") in ("d_loss", "g_loss", "G_tot", "D_tot")]
+    lines = [f"run:          {run_dir}"]
+    if last:
+        lines.append(f"checkpoint:   {last}")
+    if grids:
+        lines.append(f"sample grid:  {grids[-1]}")
+    if totals:
+        lines.append(f"last epoch:   {', '.join(totals)}")
+    lines.append(f"watch it:     tensorboard --logdir {shlex.quote(run_dir)}")
+    return "\n".join(lines)

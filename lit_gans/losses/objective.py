@@ -157,6 +157,10 @@ class Objective:
         """A term's callable (to combine several calls before recording with :meth:`add`)."""
         return self._require(name).fn
 
+    def computed(self) -> set[str]:
+        """Names of the terms evaluated this step (a lazy regulariser is not, on most steps)."""
+        return set(self._values)
+
     def value(self, name: str) -> Tensor:
         """This step's raw (unweighted) value of a term."""
         return self._values[name]
