@@ -113,12 +113,27 @@ def _npy(shape) -> bytes:
 
 
 GOOD = png(rgb((20, 20), seed=3))
+
+
+def png_header(width: int, height: int) -> bytes:
+    """A PNG that claims ``width x height`` pixels and holds none (a decompression bomb's header)."""
+    import struct
+    import zlib
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)) + chunk(b"IEND", b"")
+
+
 BAD_REQUESTS = {
     "not_an_image": (400, "field image is not an image", {"domain": "square"}, {"image": ("a.png", b"hello, world")}),
     "truncated": (400, "field image is a truncated or damaged image", {"domain": "square"},
                   {"image": ("a.png", png(rgb((64, 64), seed=4))[:300])}),
     "too_many_pixels": (413, "field image is 300x300 pixels, over the limit of 65536 pixels", {"domain": "square"},
                         {"image": ("a.png", png(rgb((300, 300), seed=5)))}),
+    "decompression_bomb": (413, "field image has far more pixels than the limit", {"domain": "square"},
+                           {"image": ("a.png", png_header(20000, 20000))}),
     "too_large_upload": (413, "over the limit of 1 MiB", {"domain": "square"},
                          {"image": ("a.png", b"\x89PNG" + bytes(1_200_000))}),
     "unknown_domain": (400, "domain 'horse' is not a domain of this model: send one of circle, square, triangle",

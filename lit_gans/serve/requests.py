@@ -128,6 +128,9 @@ def decode_image(data: bytes, name: str, size: int, limits: Limits) -> Tensor:
 
     try:
         im = Image.open(io.BytesIO(data))
+    except Image.DecompressionBombError:  # PIL's own limit (~179 M pixels), above ours
+        raise BadRequest(f"field {name} has far more pixels than the limit of {limits.max_pixels}: send a smaller "
+                         "image", status=413) from None
     except (UnidentifiedImageError, OSError, ValueError):
         raise BadRequest(f"field {name} is not an image: send a {IMAGE_FORMATS} file") from None
     with im:
