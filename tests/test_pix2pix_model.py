@@ -25,7 +25,8 @@ from lit_gans.train import build, train
 # 32 px: a 5-level U-Net (no dropout level) and a PatchGAN whose 3 layers still fit.
 TINY = ["model=pix2pix", "data.img_size=32", "data.size=8", "data.val_size=2", "data.batch_size=2", "model.ngf=8",
         "model.ndf=8"]
-ONE_EPOCH = ["trainer.max_epochs=1", "trainer.limit_train_batches=2", "callbacks.model_checkpoint=null"]
+ONE_EPOCH = ["trainer.max_epochs=1", "trainer.limit_train_batches=2", "callbacks.model_checkpoint=null",
+             "callbacks.image_grid.min_tile=0"]  # grid tiles at the images' own 32 px
 
 
 def _count(net):
@@ -157,7 +158,7 @@ def test_each_subspec_trains_through_hydra(make_cfg, tmp_path, subspec, vgg_file
     # The loss maps of the active map-producing terms are in TensorBoard and as PNG, one row per batch item.
     maps = ["G_L1"] + (["G_L2", "G_SOBEL", "G_LAP"] if subspec.startswith("extended") else [])
     png = Image.open(tmp_path / "tensorboard" / "loss_maps" / "step_0000002.png")
-    assert png.size == (len(maps) * 34 + 2, 2 * 34 + 2)
+    assert png.size[0] == len(maps) * 34 + 2 and png.size[1] > 2 * 34 + 2  # the tiles under a row of titles
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
     ea = EventAccumulator(str(tmp_path / "tensorboard"), size_guidance={"images": 0})
@@ -174,7 +175,8 @@ def test_loss_map_grid_shows_each_term_scaled_to_its_maximum(make_cfg, tmp_path)
 
     grid = torchvision.transforms.functional.pil_to_tensor(
         Image.open(tmp_path / "tensorboard" / "loss_maps" / "step_0000002.png")).float() / 255
-    assert grid.shape == (3, 2 * 34 + 2, 2 * 34 + 2)  # columns in the order listed: G_SOBEL | G_L1
+    assert grid.shape[2] == 2 * 34 + 2 and grid.shape[1] > 2 * 34 + 2
+    grid = grid[:, -(2 * 34 + 2):]  # the tiles under the titles, columns in the order listed: G_SOBEL | G_L1
     for col, name in enumerate(["G_SOBEL", "G_L1"]):
         m = model.objective.last_maps[name]
         m = m / m.max()
