@@ -111,3 +111,27 @@ def test_wandb_offline_run_holds_the_scalars_and_the_grid(make_cfg, tmp_path, mo
     (media,) = glob.glob(os.path.join(run, "files", "media", "images", "samples", "*.png"))
     (written,) = glob.glob(str(tmp_path / "csv" / "version_*" / "samples" / "step_0000002.png"))
     assert np.array_equal(np.asarray(Image.open(media).convert("RGB")), np.asarray(Image.open(written)))
+
+
+def test_grid_files_go_to_the_first_loggers_folder_else_the_run_directory(tmp_path):
+    import lightning as L
+    from lightning.pytorch.loggers import CSVLogger, Logger, TensorBoardLogger
+
+    from lit_gans.callbacks.image_grid import files_dir
+
+    class Remote(Logger):  # a logger without a local folder (log_dir None), as MLflow's and W&B's
+        name, version = "remote", "0"
+
+        def log_metrics(self, metrics, step=None):
+            pass
+
+        def log_hyperparams(self, params, *args, **kwargs):
+            pass
+
+    run = str(tmp_path)
+    tb, csv_ = TensorBoardLogger(run, name="tensorboard", version=""), CSVLogger(run, name="csv")
+    for loggers, expected in [([tb, csv_], tb.log_dir), ([csv_, Remote()], csv_.log_dir), ([Remote(), tb], run),
+                              (False, run)]:
+        trainer = L.Trainer(logger=loggers, default_root_dir=run, enable_checkpointing=False,
+                            enable_progress_bar=False, enable_model_summary=False)
+        assert files_dir(trainer) == expected

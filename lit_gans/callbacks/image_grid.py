@@ -12,7 +12,7 @@ import lightning as L
 import numpy as np
 import torch
 from lightning.pytorch.callbacks import Callback
-from lightning.pytorch.loggers import CSVLogger, MLFlowLogger, TensorBoardLogger, WandbLogger
+from lightning.pytorch.loggers import MLFlowLogger, TensorBoardLogger, WandbLogger
 from lightning.pytorch.utilities import rank_zero_only
 from PIL import Image
 
@@ -22,13 +22,11 @@ log = logging.getLogger(__name__)
 
 
 def files_dir(trainer: L.Trainer) -> str | None:
-    """Where a run's own files go (sample PNGs): the first logger's folder when it keeps one on disk (TensorBoard,
-    CSV), else the run directory (``trainer.default_root_dir``, i.e. ``paths.output_dir``). Unlike
-    ``trainer.log_dir`` this needs no collective, so rank 0 may call it alone."""
-    first = trainer.loggers[0] if trainer.loggers else None
-    if isinstance(first, TensorBoardLogger | CSVLogger) and first.log_dir:
-        return first.log_dir
-    return trainer.default_root_dir
+    """Where a run's own files go (sample PNGs, as the loss history): the first logger's folder when it keeps one
+    (TensorBoard, CSV), else the run directory (``trainer.default_root_dir``, i.e. ``paths.output_dir``; MLflow and
+    W&B have no ``log_dir``). Unlike ``trainer.log_dir`` this needs no collective, so rank 0 may call it alone."""
+    first = trainer.logger
+    return first.log_dir if first is not None and first.log_dir else trainer.default_root_dir
 
 
 def domain_labels(trainer: L.Trainer, batch: dict[str, Any]) -> list[str] | None:
