@@ -166,6 +166,7 @@ def run(cfg: DictConfig) -> list[Path]:
 
     written: list[Path] = []
     grid_rows: list[Tensor] = []
+    grid_names: list[str] = []
     batches = list(zip(inputs.x.split(cfg.batch_size), _chunks(inputs.names, cfg.batch_size), strict=True))
     for x, names in tqdm(batches, desc="translate", unit="batch", disable=not cfg.progress):
         x = x.to(device)
@@ -178,13 +179,24 @@ def run(cfg: DictConfig) -> list[Path]:
         if cfg.grid and len(grid_rows) < cfg.grid_rows:
             sources = inference.to_pixels(x, vae).cpu()
             rows = torch.stack([sources, *outs], dim=1)  # (B, 1 + styles, 3, H, W)
-            grid_rows.extend(rows[: cfg.grid_rows - len(grid_rows)])
+            take = cfg.grid_rows - len(grid_rows)
+            grid_rows.extend(rows[:take])
+            grid_names.extend(names[:take])
     if cfg.grid and grid_rows:
-        rows = torch.stack(grid_rows)
-        grid = torchvision.utils.make_grid(rows.flatten(0, 1) * 0.5 + 0.5, nrow=rows.shape[1], padding=2, pad_value=1.0)
+        from lit_gans.utils.view import labelled_grid
+
+        rows = torch.stack(grid_rows) * 0.5 + 0.5  # (N, 1 + styles, 3, H, W) in [0, 1]
+        titles = ["source", *(s.name for s in styles)] if styles is not None else ["source", "translated"]
+        grid = labelled_grid({t: rows[:, k] for k, t in enumerate(titles)}, row_labels=grid_names, row_title="input")
         written.append(out_dir / "overview.png")
         torchvision.utils.save_image(grid, written[-1])
     return written
+
+
+def _keys_help() -> str:
+    """conf/translate.yaml's keys with their comments, as the help lists them."""
+    with open(os.path.join(CONF, "translate.yaml"), encoding="utf-8") as f:
+        return "".join(f"  {line}" for line in f if line.strip() and not line.startswith("#"))
 
 
 def _chunks(items: list[str], n: int) -> list[list[str]]:
@@ -211,12 +223,20 @@ def compose(argv: list[str]) -> DictConfig:
         GlobalHydra.instance().clear()
 
 
+HELP = __doc__.split("\n\n", 1)[1] if __doc__ else ""
+
+
 def main(argv: list[str] | None = None) -> None:
     from lit_gans.cli import user_errors
 
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if any(a in ("-h", "--help") for a in argv):
+        print(f"python -m lit_gans.translate ckpt=PATH input=IMG_OR_DIR output=DIR [key=value ...]\n\n{HELP}\n"
+              f"Keys (conf/translate.yaml, with their defaults):\n{_keys_help()}")
+        return
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     with user_errors():
-        cfg = compose(list(sys.argv[1:] if argv is None else argv))
+        cfg = compose(argv)
         written = run(cfg)
     print(f"wrote {len(written)} images to {cfg.output}" + (" (overview.png: sources, then outputs)" if cfg.grid else ""))
 
