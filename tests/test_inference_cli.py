@@ -62,8 +62,11 @@ def test_stargan_seeds_files_sizes_and_determinism(stargan_ckpt, inputs, tmp_pat
     assert names == sorted([f"img{i}__square-seed{s}.png" for i in range(3) for s in (0, 5)] + ["overview.png"])
     assert len(written) == 7 and written[-1].name == "overview.png"
     assert Image.open(written[0]).size == (16, 16)  # the model's img_size
-    # Overview: one row per input, source then the two styles (16 px tiles, 2 px padding).
-    assert Image.open(tmp_path / "a" / "overview.png").size == (3 * 18 + 2, 3 * 18 + 2)
+    # Overview: one row per input, source then the two styles, 16 px images enlarged to 128 px tiles (2 px
+    # padding), below a header of column titles and right of a column of input names.
+    overview = Image.open(tmp_path / "a" / "overview.png")
+    width, height = overview.size
+    assert width > 3 * 130 + 2 and height > 3 * 130 + 2 and (width - 3 * 130 - 2) < 130 and (height - 3 * 130 - 2) < 60
     # A seed is one style code: the same files again, and different seeds differ.
     run_translate(f"ckpt={stargan_ckpt}", f"input={inputs}", f"output={tmp_path / 'b'}", "domain=square", "seeds=[5]")
     same = [(tmp_path / d / "img1__square-seed5.png").read_bytes() for d in ("a", "b")]
