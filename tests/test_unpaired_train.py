@@ -9,7 +9,8 @@ from test_unpaired_models import TINY_NETS, TINY_UNPAIRED
 from conftest import read_scalars
 from lit_gans.train import build, train
 
-RUN = ["trainer.max_epochs=2", "trainer.limit_train_batches=2", "callbacks.model_checkpoint=null"]
+RUN = ["trainer.max_epochs=2", "trainer.limit_train_batches=2", "callbacks.model_checkpoint=null",
+       "callbacks.image_grid.min_tile=0"]  # grid tiles at the images' own 32 px
 
 
 def names(scalars):
@@ -38,10 +39,10 @@ def test_joligen_curves_per_step_and_epoch(make_cfg, tmp_path, model):
         for e in range(2):  # the epoch curve (JoliGEN's *_avg) is the mean of the epoch's steps
             assert epochs[e] == pytest.approx(sum(steps[2 * e: 2 * e + 2]) / 2, rel=1e-5, abs=1e-7), name
         assert all(np.isfinite(steps)) and any(v != 0 for v in steps), name
-    # the sample grid at the end of training: one column per visual, one row per sample
+    # the sample grid at the end of training: one column per visual, one row per sample, under a row of titles
     (png,) = list((tmp_path / "tensorboard").rglob("samples/*.png"))
     w, h = Image.open(png).size
-    assert (w, h) == (COLUMNS[model] * 34 + 2, 2 * 34 + 2)
+    assert w == COLUMNS[model] * 34 + 2 and h > 2 * 34 + 2
 
 
 def test_two_discriminators_have_their_own_curves_and_parameter_groups(make_cfg, tmp_path):
