@@ -20,6 +20,7 @@ import torch
 from lightning.pytorch.utilities.exceptions import SIGTERMException
 from omegaconf import DictConfig
 
+from lit_gans import compat
 from lit_gans.errors import ConfigError, Interrupted, TrainingError
 
 # Overrides that the resume command sets itself.
@@ -100,7 +101,7 @@ def _where(trainer: L.Trainer) -> str:
     """``epoch 2, batch 1 of 3`` (1-based), or ``at the end of epoch 2`` when the stop came after the epoch's end
     (Lightning lets an epoch whose last batch has run finish before it stops)."""
     nb = trainer.num_training_batches
-    done = trainer.fit_loop.epoch_loop.batch_progress.current.completed
+    done = compat.batches_completed_in_epoch(trainer)
     if isinstance(nb, int) and done >= nb:
         return f"at the end of epoch {trainer.current_epoch}"
     of = f" of {nb}" if isinstance(nb, int) else ""

@@ -17,7 +17,6 @@ from hydra import compose, initialize_config_dir
 from hydra.core.global_hydra import GlobalHydra
 from hydra.core.hydra_config import HydraConfig
 from lightning.pytorch.callbacks import Callback
-from lightning.pytorch.core.optimizer import _configure_optimizers, _configure_schedulers_manual_opt
 from omegaconf import DictConfig, open_dict
 from torch.utils.flop_counter import FlopCounterMode
 
@@ -124,10 +123,11 @@ _EPOCH0 = _Epoch0()
 
 def _optimizers_and_step_schedulers(config: Any) -> tuple[list[torch.optim.Optimizer], list[Any]]:
     """The optimizers and per-step schedulers of ``configure_optimizers``' return value, parsed by Lightning's
-    own (private) parser so that the plain loop sees exactly what the Trainer sees. Epoch-interval schedulers
-    are left out: the benchmark times batches within one epoch."""
-    optimizers, schedulers, _ = _configure_optimizers(config)
-    configs = _configure_schedulers_manual_opt(schedulers)
+    own parser (:func:`lit_gans.compat.configure_optimizers`) so that the plain loop sees exactly what the
+    Trainer sees. Epoch-interval schedulers are left out: the benchmark times batches within one epoch."""
+    from lit_gans.compat import configure_optimizers
+
+    optimizers, configs = configure_optimizers(config)
     return optimizers, [c.scheduler for c in configs if c.interval == "step"]
 
 

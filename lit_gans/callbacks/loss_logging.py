@@ -13,6 +13,10 @@ import torch
 from lightning.pytorch.callbacks import Callback
 from lightning.pytorch.loggers import TensorBoardLogger
 from torch import Tensor
+from torchmetrics import Metric
+from torchmetrics.aggregation import MaxMetric, MeanMetric, MinMetric
+
+from lit_gans.models.base import trainer_of
 
 HISTORY_FILE = "loss_history.jsonl"
 
@@ -20,19 +24,13 @@ HISTORY_FILE = "loss_history.jsonl"
 SPREAD = "spread"  # group of the per-epoch min/max of the step values (the band of the Custom Scalars charts)
 
 
-def log_step_and_epoch(pl_module: L.LightningModule, name: str, value: Tensor | float,
-                       step_value: Tensor | float | None = None) -> None:
-    """Log ``<name>_step`` (this batch, or ``step_value``) and ``<name>_epoch`` (the mean of the epoch's batch
-    values).
-
-    Each batch counts once in the epoch mean (``batch_size=1``), the plain average of the step values, as
-    the seed's curves are made. Under DDP only the epoch value is reduced across processes, once per epoch;
-    step values stay local so that no step waits for a collective.
-    """
-    if pl_module._trainer is None:  # a step run outside a Trainer (the benchmark's plain loop)
+def log_step_and_epoch(pl_module: L.LightningModule, name: str, value: Tensor | float) -> None:
+    """Log ``<name>_step`` (this batch) and ``<name>_epoch`` (the mean of the epoch's batch values) of a value
+    that is the same on every batch of an epoch (a schedule's weight, e.g. ``lambda_ds``): Lightning's own
+    epoch mean suffices for it, also after a resume in the middle of the epoch."""
+    if trainer_of(pl_module) is None:  # a step run outside a Trainer (the benchmark's plain loop)
         return
-    pl_module.log(f"{name}_step", value if step_value is None else step_value, on_step=True, on_epoch=False,
-                  batch_size=1)
+    pl_module.log(f"{name}_step", value, on_step=True, on_epoch=False, batch_size=1)
     pl_module.log(f"{name}_epoch", value, on_step=False, on_epoch=True, batch_size=1,
                   sync_dist=pl_module.trainer.world_size > 1)
 
@@ -42,6 +40,10 @@ class LossLogger(Callback):
     the epoch mean (TensorBoard groups curves by tag: ``D/d_loss``, ``G/sty`` ...), and appends the epoch
     means to ``loss_history.jsonl`` next to the TensorBoard event files.
 
+    - Epoch means are torchmetrics ``MeanMetric``s (each batch counts once: the plain mean of the step values,
+      as the seed's curves are made), reduced across processes once per epoch under DDP. Their running sums
+      travel in checkpoints (this callback's state), so a run resumed in the middle of an epoch averages the
+      whole epoch, not only the batches after the resume.
     - A term computed on some batches only (lazy R1 every ``r1_interval`` batches) keeps, in its ``_step``
       curve, the value of the last batch it was computed on: Lightning logs every ``log_every_n_steps``
       batches, which may never be an R1 batch. Its ``_epoch`` mean counts the batches it was not computed on
@@ -50,47 +52,92 @@ class LossLogger(Callback):
       ``spread/<tag>/<name>_min|_max``, and a TensorBoard Custom Scalars layout draws, per tag, each epoch mean
       with that band (what ``python -m lit_gans.curves`` draws).
 
-    Values are device tensors handed to Lightning, so the training step issues no host sync; the history is
-    written once per epoch, from rank 0.
+    Values are device tensors handed to Lightning and to the metrics, so the training step issues no host
+    sync; the history is written once per epoch, from rank 0.
     """
 
     def __init__(self, history_file: str | None = HISTORY_FILE, spread: bool = True):
         self.history_file = history_file
         self.spread = spread
-        self._trainer: L.Trainer | None = None
-        self._restore: dict[str, Any] | None = None
+        self._metrics: dict[str, Metric] = {}  # "<kind>:<tag>/<name>" -> this epoch's aggregate
         self._held: dict[str, Tensor] = {}  # the last computed value of each term
-        self._band: dict[str, tuple[Tensor, Tensor]] = {}  # this epoch's (min, max) of each curve
+        self._epoch_open = False  # batches of this epoch were aggregated and its end has not been logged yet
+        self._restore: dict[str, dict[str, Tensor]] | None = None
         self._layout_written = False
 
-    def setup(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
-        self._trainer = trainer
-
-    def on_train_epoch_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        self._band = {}  # a resumed epoch gets its saved band back after its first batch (_restore_epoch_sums)
+    # ------------------------------------------------------------------ per batch
+    def _metric(self, kind: str, name: str, device: torch.device) -> Metric:
+        key = f"{kind}:{name}"
+        metric = self._metrics.get(key)
+        if metric is None:
+            cls = {"mean": MeanMetric, "min": MinMetric, "max": MaxMetric}[kind]
+            metric = self._metrics[key] = cls(nan_strategy="disable").to(device)  # no NaN check: no host sync
+        return metric
 
     def on_train_batch_end(self, trainer: L.Trainer, pl_module: L.LightningModule, outputs: Any, batch: Any,
                            batch_idx: int) -> None:
         objective = getattr(pl_module, "objective", None)
         if objective is None:
             return
+        if self._restore is not None:
+            self._restore_epoch(trainer, pl_module.device)
         computed = objective.computed()
         for name, value in objective.scalars().items():
             term = name.rsplit("/", 1)[-1]
             if term in objective.terms and term not in computed:
-                step_value = self._held.get(name, value)
+                held = self._held.get(name)
+                step_value = value if held is None else held.to(value.device)
             else:
                 self._held[name] = step_value = value
-            log_step_and_epoch(pl_module, name, value, step_value)
+            pl_module.log(f"{name}_step", step_value, on_step=True, on_epoch=False, batch_size=1)
+            self._aggregate(pl_module, "mean", name, value, f"{name}_epoch")
             if self.spread:
-                self._widen(name, value)
-        if self._restore is not None:
-            self._restore_epoch_sums(trainer)
+                self._aggregate(pl_module, "min", name, value, f"{SPREAD}/{name}_min")
+                self._aggregate(pl_module, "max", name, value, f"{SPREAD}/{name}_max")
+        self._epoch_open = True
 
-    def _widen(self, name: str, value: Tensor) -> None:
-        lo_hi = self._band.get(name)
-        v = value.detach().float()
-        self._band[name] = (v, v) if lo_hi is None else (torch.minimum(lo_hi[0], v), torch.maximum(lo_hi[1], v))
+    def _aggregate(self, pl_module: L.LightningModule, kind: str, name: str, value: Tensor, logged: str) -> None:
+        metric = self._metric(kind, name, value.device)
+        metric.update(value.detach().float())
+        # Lightning computes (and, under DDP, reduces) the metric at the epoch's end, then resets it.
+        pl_module.log(logged, metric, on_step=False, on_epoch=True, metric_attribute=f"loss_logger.{kind}.{name}")
+
+    # ------------------------------------------------------------------ checkpoints
+    def state_dict(self) -> dict[str, Any]:
+        """The running aggregates of an epoch that a checkpoint interrupts (summed over processes; a resumed
+        run puts them back in its first process only), and the batch count (TensorBoard's ``purge_step``)."""
+        trainer = getattr(self, "trainer", None)
+        state: dict[str, Any] = {"batches_done": trainer.fit_loop.total_batch_idx + 1 if trainer is not None else 0,
+                                 "held": {k: v.detach().cpu() for k, v in self._held.items()}}
+        if self._epoch_open:
+            sync = trainer is not None and trainer.world_size > 1
+            running = {}
+            for key, metric in self._metrics.items():
+                with metric.sync_context(should_sync=sync):
+                    running[key] = {k: v.detach().cpu() for k, v in metric.metric_state.items()}
+            state["running"] = running
+        return state
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self._restore = state.get("running")
+        self._held = dict(state.get("held") or {})
+
+    def _restore_epoch(self, trainer: L.Trainer, device: torch.device) -> None:
+        running, self._restore = self._restore, None
+        if not trainer.is_global_zero:
+            return  # the other processes start from zero: the epoch's reduction then counts the sums once
+        for key, states in running.items():
+            kind, name = key.split(":", 1)
+            metric = self._metric(kind, name, device)
+            if kind == "mean":  # states: the sum of the batch values and their count (each batch weighs 1)
+                count = round(float(states["weight"]))
+                if count > 0:  # `count` batches at their mean (with nan_strategy="disable" update ignores weights)
+                    metric.update((states["mean_value"] / count).to(device).expand(count))
+            else:  # states: the extreme so far
+                metric.update(next(iter(states.values())).to(device))
+
+    def setup(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
+        self.trainer = trainer
 
     def on_fit_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         objective = getattr(pl_module, "objective", None)
@@ -108,44 +155,6 @@ class LossLogger(Callback):
                 logger.experiment.add_custom_scalars(groups)
         self._layout_written = True
 
-    # Lightning does not checkpoint its running epoch means. A run resumed mid-epoch would average only the
-    # batches after the resume, so the sums and counts so far are saved here and added back once the
-    # resumed epoch's accumulators exist (after its first logged batch). Under DDP they are rank 0's.
-    def _accumulators(self, trainer: L.Trainer) -> dict[str, Any]:
-        try:
-            results = trainer.fit_loop.epoch_loop._results
-            return {k: m for k, m in results.items() if k.endswith("_epoch") and m.meta.on_epoch}
-        except AttributeError:  # a Lightning version without these internals: epoch means restart on resume
-            return {}
-
-    def state_dict(self) -> dict[str, Any]:
-        trainer = self._trainer
-        if trainer is None:
-            return {}
-        sums = {k: [float(m.value), int(m.cumulated_batch_size)] for k, m in self._accumulators(trainer).items()}
-        band = {k: [float(lo), float(hi)] for k, (lo, hi) in self._band.items()}
-        # batches_done: the logging step the resumed run starts at (TensorBoard's purge_step, lit_gans.train)
-        return {"epoch": trainer.current_epoch, "sums": sums, "band": band,
-                "batches_done": trainer.fit_loop.total_batch_idx + 1}
-
-    def load_state_dict(self, state: dict[str, Any]) -> None:
-        self._restore = state if state.get("sums") else None
-
-    def _restore_epoch_sums(self, trainer: L.Trainer) -> None:
-        state, self._restore = self._restore, None
-        if state["epoch"] != trainer.current_epoch or trainer.fit_loop.epoch_loop.batch_progress.current.processed <= 1:
-            return  # saved at an epoch's end: the new epoch starts from zero
-        for key, (lo, hi) in (state.get("band") or {}).items():
-            if key in self._band:
-                cur_lo, cur_hi = self._band[key]
-                self._band[key] = (torch.clamp(cur_lo, max=lo), torch.clamp(cur_hi, min=hi))
-        accumulators = self._accumulators(trainer)
-        for key, (total, count) in state["sums"].items():
-            metric = accumulators.get(key)
-            if metric is not None:
-                metric.value = metric.value + total
-                metric.cumulated_batch_size = metric.cumulated_batch_size + count
-
     def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         """A resumed run continues the history after the epochs its checkpoint had completed: lines written
         after that checkpoint (by the run that died) are dropped, so no epoch appears twice."""
@@ -156,13 +165,7 @@ class LossLogger(Callback):
             keep_history_until(path, trainer.current_epoch)
 
     def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        if self.spread:
-            for name, (lo, hi) in self._band.items():
-                pl_module.log(f"{SPREAD}/{name}_min", lo, on_step=False, on_epoch=True, batch_size=1, reduce_fx="min",
-                              sync_dist=trainer.world_size > 1)
-                pl_module.log(f"{SPREAD}/{name}_max", hi, on_step=False, on_epoch=True, batch_size=1, reduce_fx="max",
-                              sync_dist=trainer.world_size > 1)
-        self._band = {}
+        self._epoch_open = False
         if not self.history_file or not trainer.is_global_zero:
             return
         path = history_path(trainer, self.history_file)

@@ -26,6 +26,8 @@ HISTORY_FILE = "loss_history.jsonl"
 EVENTS_PREFIX = "events.out.tfevents."
 # Scalars that Lightning or TensorBoard log besides the curves.
 NOT_CURVES = {"epoch", "hp_metric"}
+# Groups of scalars derived from the curves (the per-epoch min/max band of LossLogger's ``spread``).
+NOT_CURVE_GROUPS = ("spread/",)
 
 
 @dataclass
@@ -187,7 +189,7 @@ def curves_from_series(series: dict[str, list[tuple[int, float]]]) -> dict[str, 
     means: dict[str, list[tuple[int, float]]] = {}
     per_step: dict[str, list[tuple[int, float]]] = {}
     for tag, pts in series.items():
-        if tag in NOT_CURVES:
+        if tag in NOT_CURVES or tag.startswith(NOT_CURVE_GROUPS):
             continue
         if tag.endswith("_epoch"):
             means[tag[: -len("_epoch")]] = sorted(pts)

@@ -9,6 +9,7 @@ import lightning as L
 import torch
 from torch.utils.data import DataLoader, Dataset, default_collate
 
+from lit_gans import compat
 from lit_gans.data.loader import ResumableDataLoader
 from lit_gans.data.sampling import EpochSampler
 from lit_gans.errors import DataError
@@ -88,8 +89,7 @@ class BaseDataModule(L.LightningDataModule):
         trainer = self.trainer
         if trainer is None:
             return 0, 0
-        loop = trainer.fit_loop
-        return loop.epoch_progress.current.processed, loop.epoch_loop.batch_progress.current.processed
+        return compat.epochs_done(trainer), compat.batches_done_in_epoch(trainer)
 
     def sample_batch(self, n: int) -> dict[str, torch.Tensor]:
         """A fixed batch of ``n`` items (validation split when there is one), spread evenly over the set."""

@@ -14,26 +14,13 @@ global RNG (which a resumed run restores).
 from __future__ import annotations
 
 import functools
-import itertools
 import signal
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 import torch
-from torch.utils.data import DataLoader
 
-
-class _SkipFirst:
-    """A batch sampler without its first ``k`` batches."""
-
-    def __init__(self, batch_sampler: Iterable, k: int):
-        self.batch_sampler, self.k = batch_sampler, k
-
-    def __iter__(self) -> Iterator:
-        return itertools.islice(iter(self.batch_sampler), self.k, None)
-
-    def __len__(self) -> int:
-        return max(0, len(self.batch_sampler) - self.k)
+from lit_gans.compat import SkippingDataLoader
 
 
 def _worker_start(worker_id: int, init: Callable[[int], None] | None = None) -> None:
@@ -47,7 +34,7 @@ def _worker_start(worker_id: int, init: Callable[[int], None] | None = None) -> 
         init(worker_id)
 
 
-class ResumableDataLoader(DataLoader):
+class ResumableDataLoader(SkippingDataLoader):
     """Args:
         position: returns ``(epoch, batches of it trained)`` from the trainer (set by the data module).
         seed: seed of the loader's own generator (worker seeds).
@@ -61,7 +48,6 @@ class ResumableDataLoader(DataLoader):
         super().__init__(*args, **kwargs)
         self._position = position
         self._resume: dict[str, int] | None = None
-        self._skip = 0
 
     def _epoch(self) -> int:
         return int(getattr(self.sampler, "epoch", 0))
@@ -73,19 +59,14 @@ class ResumableDataLoader(DataLoader):
     def load_state_dict(self, state: dict[str, int]) -> None:
         self._resume = dict(state)
 
-    @property
-    def _index_sampler(self):
-        base = super()._index_sampler
-        return _SkipFirst(base, self._skip) if self._skip else base
-
     def __iter__(self):
         if self._position is not None and hasattr(self.sampler, "set_epoch"):
             self.sampler.set_epoch(self._position()[0])
         resume, self._resume = self._resume, None
         # Skip only inside the epoch the checkpoint was taken in, and only when it was taken mid-epoch.
         if resume and resume.get("epoch") == self._epoch() and 0 < resume.get("batches", 0) < len(self.batch_sampler):
-            self._skip = int(resume["batches"])
+            self.skip_batches = int(resume["batches"])
         try:
             return super().__iter__()
         finally:
-            self._skip = 0
+            self.skip_batches = 0

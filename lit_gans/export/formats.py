@@ -40,17 +40,14 @@ ONNX_INLINE_LIMIT = 1_800_000_000  # bytes of weights kept inside the .onnx file
 FLAT_KEYS = ("family", "domains", "img_size", "latent_scale")
 
 
-@contextlib.contextmanager
 def _size_oblivious() -> Any:
     """Trace with sizes 0 and 1 treated like any other size, so that the programs keep working on an empty
     input (StarGAN v2's ``z``/``ref``, CycleGAN's ``a``/``b``) and on batches of one instead of guarding
-    ``size >= 2``. This is what ``torch.onnx.export(dynamo=True)`` itself does; the flag is in a private
-    module, hence used only here (``tests/test_export.py`` checks that a pt2 program still accepts those
-    sizes)."""
-    from torch.fx.experimental import _config
+    ``size >= 2`` (:func:`lit_gans.compat.size_oblivious_tracing`; ``tests/test_export.py`` checks that a pt2
+    program still accepts those sizes)."""
+    from lit_gans.compat import size_oblivious_tracing
 
-    with _config.patch(backed_size_oblivious=True):
-        yield
+    return size_oblivious_tracing()
 
 
 def _dynamic_dims(spec: GraphSpec) -> dict[str, dict[int, Any]]:

@@ -68,13 +68,13 @@ def lpips(net: str = "alex", weights: str | None = None, key: str = "metrics.lpi
     ``(img1, img2)`` in [-1, 1], ``(N, 3, H, W)`` -> ``(N, 1, 1, 1)`` distances."""
     # torchmetrics' metric class builds its backbone with a download; its network class takes a random
     # backbone (pnet_rand) and still loads the linear heads it ships, so the backbone is filled in here.
-    from torchmetrics.functional.image.lpips import _NoTrainLpips
-
     if net not in LPIPS_BACKBONES:
         raise ConfigError(f"metrics.lpips_net={net} is not one of {', '.join(LPIPS_BACKBONES)}")
     _, file_name = LPIPS_BACKBONES[net]
     path = find_weights(weights, file_name, key, TORCHVISION_URL + file_name)
-    model = _NoTrainLpips(net=net, pnet_rand=True)
+    from lit_gans.compat import lpips_network
+
+    model = lpips_network(net)
     load_backbone(model.net, torch.load(path, map_location="cpu", weights_only=True), path)
     return model.eval().requires_grad_(False)
 

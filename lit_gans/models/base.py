@@ -27,7 +27,6 @@ def average_gradients(optimizer: Any) -> None:
     """All-reduce (mean over processes) the gradients of an optimizer's parameters, in flat buckets of
     at most 64 MiB per dtype (a few collectives instead of one per tensor)."""
     import torch.distributed as dist
-    from torch._utils import _flatten_dense_tensors, _unflatten_dense_tensors
 
     opt = getattr(optimizer, "optimizer", optimizer)
     grads = [p.grad for g in opt.param_groups for p in g["params"] if p.grad is not None]
@@ -40,10 +39,11 @@ def average_gradients(optimizer: Any) -> None:
         per_dtype[-1].append(grad)
     for per_dtype in buckets.values():
         for bucket in per_dtype:
-            flat = _flatten_dense_tensors(bucket)
+            flat = torch.cat([g.reshape(-1) for g in bucket])
             dist.all_reduce(flat)
             flat.div_(world)
-            torch._foreach_copy_(bucket, _unflatten_dense_tensors(flat, bucket))
+            for grad, part in zip(bucket, flat.split([g.numel() for g in bucket]), strict=True):
+                grad.copy_(part.view_as(grad))
 
 
 def _plain(cfg: Any) -> Any:
@@ -59,9 +59,19 @@ def _plain(cfg: Any) -> Any:
 
 
 def eager(module: torch.nn.Module) -> Any:
-    """A module's uncompiled call when ``model.compile=true`` compiled it in place: torch.compile does not
-    support double backward, which R1 (the gradient of a gradient) needs."""
-    return module._call_impl if getattr(module, "_compiled_call_impl", None) is not None else module
+    """A module's uncompiled forward (``model.compile=true`` compiles the modules' calls in place, not their
+    ``forward``): torch.compile does not support double backward, which R1 (the gradient of a gradient) needs.
+    The nets here have no forward hooks, so calling ``forward`` skips nothing else."""
+    return module.forward
+
+
+def trainer_of(module: L.LightningModule) -> L.Trainer | None:
+    """The Trainer a module is attached to, or ``None`` (a step run outside a Trainer, e.g. the benchmark's
+    plain loop)."""
+    try:
+        return module.trainer
+    except RuntimeError:
+        return None
 
 
 class GANModule(L.LightningModule):
@@ -137,7 +147,8 @@ class GANModule(L.LightningModule):
         generator update included) and need unused-parameter search; averaging only the stepped optimizer's
         gradients sends just what is needed."""
         optimizer.zero_grad(set_to_none=True)
-        strategy = self.trainer.strategy if self._trainer is not None else None
+        trainer = trainer_of(self)
+        strategy = trainer.strategy if trainer is not None else None
         no_sync = getattr(strategy, "block_backward_sync", None)
         with no_sync() if no_sync is not None else contextlib.nullcontext():
             self.manual_backward(loss)
@@ -152,10 +163,10 @@ class GANModule(L.LightningModule):
         Done here rather than in ``on_train_batch_end``: Lightning runs the callbacks' ``on_train_batch_end``
         (ModelCheckpoint's step-interval saves) before the module's, so a scheduler stepped there would be
         saved one step behind the weights and a resumed run would lag by one step."""
-        if self._trainer is None:
+        if trainer_of(self) is None:
             return
         opt = getattr(optimizer, "optimizer", optimizer)
-        batch = self.trainer.fit_loop.epoch_loop.total_batch_idx
+        batch = self.trainer.fit_loop.total_batch_idx
         for config in self.trainer.lr_scheduler_configs:
             if config.interval == "step" and config.scheduler.optimizer is opt:
                 if self._scheduler_batches.get(id(config)) != batch:
@@ -220,7 +231,8 @@ class GANModule(L.LightningModule):
 
     # ------------------------------------------------------------------ lifecycle
     def setup(self, stage: str) -> None:
-        dm = getattr(self.trainer, "datamodule", None) if self._trainer is not None else None
+        trainer = trainer_of(self)
+        dm = getattr(trainer, "datamodule", None) if trainer is not None else None
         if dm is not None and hasattr(dm, "data_spec"):
             self.check_data(dm.data_spec())
 

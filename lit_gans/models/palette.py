@@ -24,7 +24,7 @@ from torch import Tensor
 
 from lit_gans.diffusion import SAMPLERS, NoiseSchedule, sample
 from lit_gans.errors import ConfigError
-from lit_gans.models.base import GANModule, _plain
+from lit_gans.models.base import GANModule, _plain, trainer_of
 from lit_gans.nets.palette_unet import PaletteUNet
 
 DIFFUSION_DEFAULTS: dict[str, Any] = {
@@ -206,7 +206,8 @@ class Palette(GANModule):
 
     def _autocast(self):
         """The trainer's precision context (bf16 autocast under ``bf16-mixed``), none outside a trainer."""
-        return self._trainer.precision_plugin.forward_context() if self._trainer is not None else nullcontext()
+        trainer = trainer_of(self)
+        return trainer.precision_plugin.forward_context() if trainer is not None else nullcontext()
 
     @torch.no_grad()
     def translate(self, cond: Tensor, steps: int | None = None, sampler: str | None = None, eta: float | None = None,

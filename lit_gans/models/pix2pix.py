@@ -25,7 +25,7 @@ import torch
 from torch import Tensor, nn
 
 from lit_gans.errors import ConfigError
-from lit_gans.models.base import GANModule, _plain
+from lit_gans.models.base import GANModule, _plain, trainer_of
 from lit_gans.models.schedulers import linear_decay_scheduler
 from lit_gans.nets.patchgan import PatchDiscriminator
 from lit_gans.nets.unet import UnetGenerator
@@ -45,7 +45,7 @@ PAIR_TERMS = ("G_L1", "G_L2", "G_SOBEL", "G_LAP", "G_VGG")
 def batch_statistics(net: nn.Module) -> Iterator[None]:
     """Run ``net`` as in training (batch-norm on the batch's own statistics, dropout on) without changing its
     running statistics: pix2pix's inference (the paper's section 3.3, the original's default ``test.py``)."""
-    norms = [m for m in net.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
+    norms = [m for m in net.modules() if isinstance(m, (nn.BatchNorm1d, nn.BatchNorm2d, nn.BatchNorm3d, nn.SyncBatchNorm))]
     momenta = [m.momentum for m in norms]
     was_training = net.training
     net.train()
@@ -140,7 +140,8 @@ class Pix2Pix(GANModule):
         n, decay = self.schedule_cfg["n_epochs"], self.schedule_cfg["n_epochs_decay"]
         if n is not None and decay is not None:
             return int(n), int(decay)
-        max_epochs = self.trainer.max_epochs if self._trainer is not None else None
+        trainer = trainer_of(self)
+        max_epochs = trainer.max_epochs if trainer is not None else None
         if not max_epochs or max_epochs < 0:
             return 10**9, 0  # no epoch budget known: constant learning rate
         decay = max_epochs // 2 if decay is None else int(decay)
