@@ -1,0 +1,259 @@
+"""A judge trained on the user's own data: a small classifier of the domains, learned from the real training
+images (or latents) of each domain, then asked which domain each translation belongs to.
+
+This is the "classification accuracy" protocol of the StarGAN and attribute-editing papers (a translation
+counts as successful when a classifier trained on real data assigns it the target domain), with a classifier
+trained here rather than downloaded: it needs no weights from the network and works on any data, pixels or
+latents. Reported with it:
+
+- ``judge_accuracy``: the fraction of translations classified as their target domain, per source -> target
+  pair and on average; chance is ``1 / num_domains``.
+- ``judge_fd``: the Fréchet distance between the judge's features of the translations into a domain and of
+  that domain's real images (torchmetrics' FID computation on the judge's pooled features), per target domain
+  and on average. Lower is closer. It is not comparable with published FIDs (another feature space).
+- ``judge_real_accuracy``: the judge's accuracy on held-out real images. A weak judge (near chance) makes the
+  other numbers meaningless; it is reported so that this is visible.
+
+The judge is cached (``judge_<key>.pt``) where the data lives, keyed by a hash of the training tensors, so a
+dataset trains its judge once.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from lit_gans.nets.classifier import DomainClassifier
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Judge:
+    """A trained :class:`~lit_gans.nets.classifier.DomainClassifier` with its input standardisation.
+
+    ``mean``/``std``: per-channel statistics of the training data (``(C,)``); inputs are resized to ``size``.
+    """
+
+    net: DomainClassifier
+    mean: Tensor
+    std: Tensor
+    size: int
+    domain_names: list[str]
+    real_accuracy: float = float("nan")
+    key: str = ""
+    history: list[float] = field(default_factory=list)
+
+    def prepare(self, x: Tensor) -> Tensor:
+        device = next(self.net.parameters()).device
+        x = x.to(device=device, dtype=torch.float32)
+        if x.shape[-1] != self.size or x.shape[-2] != self.size:
+            x = F.interpolate(x, size=(self.size, self.size), mode="bilinear", antialias=True, align_corners=False)
+        return (x - self.mean.to(device)[None, :, None, None]) / self.std.to(device)[None, :, None, None]
+
+    @torch.no_grad()
+    def predict(self, x: Tensor, batch_size: int = 256) -> Tensor:
+        """Domain index of each of ``(N, C, H, W)`` images, ``(N,)`` on the CPU."""
+        self.net.eval()
+        return torch.cat([self.net(self.prepare(b)).argmax(1).cpu() for b in x.split(batch_size)])
+
+    @torch.no_grad()
+    def features(self, x: Tensor, batch_size: int = 256) -> Tensor:
+        """``(N, C, H, W)`` -> ``(N, D)`` float64 pooled features (on the CPU)."""
+        self.net.eval()
+        return torch.cat([self.net.features(self.prepare(b)).double().cpu() for b in x.split(batch_size)])
+
+    def state(self) -> dict[str, Any]:
+        return {"net": self.net.state_dict(), "mean": self.mean, "std": self.std, "size": self.size,
+                "domain_names": list(self.domain_names), "real_accuracy": self.real_accuracy, "key": self.key,
+                "in_channels": int(self.mean.numel()), "width": self.net.num_features // 4}
+
+    @classmethod
+    def from_state(cls, state: dict[str, Any]) -> Judge:
+        net = DomainClassifier(int(state["in_channels"]), len(state["domain_names"]), int(state["width"]))
+        net.load_state_dict(state["net"])
+        return cls(net.eval(), state["mean"], state["std"], int(state["size"]), list(state["domain_names"]),
+                   float(state["real_accuracy"]), str(state["key"]))
+
+
+def data_key(images: Tensor, labels: Tensor, size: int) -> str:
+    """A short hash of the training data and the judge's input size (the cache key)."""
+    h = hashlib.sha1()
+    h.update(str((tuple(images.shape), str(images.dtype), size)).encode())
+    h.update(images.contiguous().float().numpy().tobytes())
+    h.update(labels.to(torch.int64).contiguous().numpy().tobytes())
+    return h.hexdigest()[:16]
+
+
+def train_judge(images: Tensor, labels: Tensor, domain_names: Sequence[str], size: int | None = None,
+                steps: int = 300, batch_size: int = 64, lr: float = 3e-3, held_out: float = 0.15, seed: int = 0,
+                width: int = 16) -> Judge:
+    """Train a judge on ``images`` ``(N, C, H, W)`` (data space: pixels in [-1, 1] or unscaled latents) with
+    domain ``labels`` ``(N,)``; ``held_out`` of each domain is kept for :attr:`Judge.real_accuracy`.
+
+    Augmentation: horizontal flips and small translations (what a translation may change without changing
+    its domain). ``size``: input size (default ``min(H, 64)``). ``steps`` batches of ``batch_size`` with a
+    one-cycle learning rate."""
+    images, labels = images.float(), labels.long()
+    num_domains = len(domain_names)
+    size = int(size or min(images.shape[-1], 64))
+    g = torch.Generator().manual_seed(seed)
+    train_idx, test_idx = [], []
+    for d in range(num_domains):
+        idx = torch.nonzero(labels == d).flatten()
+        idx = idx[torch.randperm(len(idx), generator=g)]
+        k = max(1, int(round(held_out * len(idx)))) if len(idx) > 1 else 0
+        test_idx.append(idx[:k])
+        train_idx.append(idx[k:])
+    tr, te = torch.cat(train_idx), torch.cat(test_idx)
+    x_tr = images[tr]
+    mean = x_tr.mean(dim=(0, 2, 3))
+    std = x_tr.std(dim=(0, 2, 3)).clamp_min(1e-6)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        net = DomainClassifier(images.shape[1], num_domains, width)
+        judge = Judge(net, mean, std, size, list(domain_names), key=data_key(images, labels, size))
+        opt = torch.optim.AdamW(net.parameters(), lr=lr, weight_decay=1e-4)
+        sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=lr, total_steps=steps)
+        x_all, y_all = judge.prepare(x_tr), labels[tr]
+        net.train()
+        for _ in range(steps):
+            pick = torch.randint(len(x_all), (min(batch_size, len(x_all)),), generator=g)
+            x, y = x_all[pick], y_all[pick]
+            flip = torch.rand(len(x), generator=g) < 0.5
+            x = torch.where(flip[:, None, None, None], x.flip(-1), x)
+            shift = int(torch.randint(-size // 16, size // 16 + 1, (), generator=g)) if size >= 16 else 0
+            x = torch.roll(x, shifts=(shift, -shift), dims=(-2, -1))
+            loss = F.cross_entropy(net(x), y)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            sched.step()
+            judge.history.append(float(loss.detach()))
+    net.eval()
+    if len(te):
+        judge.real_accuracy = float((judge.predict(images[te]) == labels[te]).float().mean())
+    return judge
+
+
+def cached_judge(images: Tensor, labels: Tensor, domain_names: Sequence[str], cache_dir: str | os.PathLike | None,
+                 **train_kw: Any) -> Judge:
+    """The judge of this data from ``cache_dir`` when one was trained on the same tensors, else a new one (saved
+    there). ``cache_dir=None``: no cache."""
+    size = int(train_kw.get("size") or min(images.shape[-1], 64))
+    key = data_key(images.float(), labels.long(), size)
+    path = os.path.join(str(cache_dir), f"judge_{key}.pt") if cache_dir else None
+    if path and os.path.isfile(path):
+        try:
+            judge = Judge.from_state(torch.load(path, map_location="cpu", weights_only=True))
+            if judge.domain_names == list(domain_names):
+                return judge
+        except Exception as err:  # noqa: BLE001 - a damaged cache entry is retrained
+            log.warning("retraining the judge: cannot read %s (%s)", path, err)
+    judge = train_judge(images, labels, domain_names, **train_kw)
+    if path:
+        try:
+            os.makedirs(os.path.dirname(path), exist_ok=True)
+            tmp = f"{path}.tmp{os.getpid()}"
+            torch.save(judge.state(), tmp)
+            os.replace(tmp, path)
+        except OSError as err:  # a read-only data folder: the judge is simply not cached
+            log.warning("the judge is not cached (%s): %s", path, err)
+    return judge
+
+
+def frechet_distance(real: Tensor, fake: Tensor) -> float:
+    """Fréchet distance between two sets of features ``(N, D)``, ``(M, D)`` (torchmetrics' FID maths on them)."""
+    from torchmetrics.image.fid import FrechetInceptionDistance
+
+    from lit_gans.metrics.distances import _Precomputed
+
+    fid = FrechetInceptionDistance(feature=_Precomputed(real.shape[1]), normalize=False)
+    fid.update(real.double(), real=True)
+    fid.update(fake.double(), real=False)
+    return float(fid.compute())
+
+
+@torch.no_grad()
+def judge_multidomain(translate: Any, judge: Judge, sources: Tensor, source_labels: Tensor, reals: Tensor,
+                      real_labels: Tensor, num_styles: int = 4, seed: int = 0, batch_size: int = 64) -> dict[str, Any]:
+    """The judge's numbers for a multi-domain model (StarGAN v2, latent-guided).
+
+    ``translate(x, y_trg, z=None)`` maps data-space sources to target domain ``y_trg`` (the model's
+    :meth:`translate`); every source goes to every other domain with ``num_styles`` style codes drawn from
+    ``seed``. ``reals``: real images of every domain (held out from the judge's training when possible), for
+    the Fréchet distances."""
+    names = judge.domain_names
+    n_dom = len(names)
+    g = torch.Generator().manual_seed(seed)
+    pairs: dict[str, float] = {}
+    fds: dict[str, float] = {}
+    fakes_by_target: dict[int, list[Tensor]] = {t: [] for t in range(n_dom)}
+    for s in range(n_dom):
+        x = sources[source_labels == s]
+        if not len(x):
+            continue
+        for t in range(n_dom):
+            if t == s:
+                continue
+            outs = []
+            for _ in range(num_styles):
+                z = torch.randn(len(x), _latent_dim(translate), generator=g)
+                outs += [translate(xb, t, z=zb).cpu() for xb, zb in zip(x.split(batch_size), z.split(batch_size), strict=True)]
+            fake = torch.cat(outs)
+            fakes_by_target[t].append(fake)
+            pairs[f"{names[s]}->{names[t]}"] = float((judge.predict(fake) == t).float().mean())
+    real_feats = judge.features(reals)
+    for t in range(n_dom):
+        if fakes_by_target[t] and int((real_labels == t).sum()) >= 2:
+            fds[names[t]] = frechet_distance(real_feats[real_labels == t], judge.features(torch.cat(fakes_by_target[t])))
+    return {"judge_accuracy": sum(pairs.values()) / max(1, len(pairs)), "judge_accuracy_pairs": pairs,
+            "judge_fd": sum(fds.values()) / max(1, len(fds)) if fds else float("nan"), "judge_fd_domains": fds,
+            "judge_real_accuracy": judge.real_accuracy, "judge_chance": 1.0 / n_dom}
+
+
+def _latent_dim(translate: Any) -> int:
+    owner = getattr(translate, "__self__", None)
+    cfg = getattr(owner, "net_cfg", {}) if owner is not None else {}
+    return int(cfg.get("latent_dim", 16))
+
+
+def domain_tensors(items: Any, limit: int | None = None) -> tuple[Tensor, Tensor]:
+    """``(images (N, C, H, W), labels (N,))`` of a multi-domain dataset's sources (its ``x_src``/``y_src``), in
+    the data's own space; at most ``limit`` items, spread evenly."""
+    n = len(items)
+    idx = range(n) if limit is None or limit >= n else torch.linspace(0, n - 1, limit).round().long().tolist()
+    xs, ys = [], []
+    for i in idx:
+        item = items[int(i)]
+        xs.append(item["x_src"])
+        ys.append(int(item["y_src"]))
+    return torch.stack(xs), torch.tensor(ys)
+
+
+def judge_multidomain_model(model: Any, datamodule: Any, cache_dir: str | os.PathLike | None = None,
+                            num_styles: int = 4, seed: int = 0, max_train: int | None = 6000,
+                            max_sources: int | None = 300) -> dict[str, Any]:
+    """:func:`judge_multidomain` of a StarGAN v2 ``model`` on a multi-domain ``datamodule``: the judge learns from
+    (at most ``max_train`` of) the training split's sources; translations start from (at most ``max_sources`` of)
+    the validation split (the training split when there is none), whose images are also the reals of the
+    Fréchet distances. Latent data are judged as latents (the judge learns on them as they are)."""
+    datamodule.setup("fit")
+    train_x, train_y = domain_tensors(datamodule.train_set, max_train)
+    judge = cached_judge(train_x, train_y, list(datamodule.domain_names), cache_dir)
+    held = datamodule.val_set if datamodule.val_set is not None else datamodule.train_set
+    x, y = domain_tensors(held, max_sources)
+    was_training = model.training
+    model.eval()
+    try:
+        return judge_multidomain(model.translate, judge, x, y, x, y, num_styles=num_styles, seed=seed)
+    finally:
+        model.train(was_training)
