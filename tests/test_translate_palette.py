@@ -15,8 +15,8 @@ from lit_gans.train import train
 
 TINY_PALETTE = ["model=palette", "model.channels=16", "model.channel_mults=[1,2]", "model.num_res_blocks=1",
                 "model.attn_res=[8]", "model.num_head_channels=8", "model.norm_groups=8", "data.img_size=16",
-                "data.size=8", "data.val_size=2", "data.batch_size=4", "model.optim.lr=1e-2",
-                "model.optim.warmup_steps=0", "model.ema_beta=0.0"]  # EMA = the trained UNet: outputs depend on t
+                "data.size=8", "data.val_size=2", "data.batch_size=4", "model.optimizer.lr=1e-2",
+                "model.scheduler.warmup_steps=0", "model.ema_beta=0.0"]  # EMA = the trained UNet: outputs depend on t
 TINY_CUT = ["model=cut", "model.nce_dim=8", "model.ngf=4", "model.n_blocks=1", "model.ndf=4", "data.img_size=32",
             "data.size=4", "data.val_size=3", "data.batch_size=2"]
 SHORT = [*QUIET, "logger=[]", "callbacks.model_checkpoint=null"]
@@ -144,12 +144,17 @@ def test_bad_sampling_options_are_one_line(args, expected, palette_ckpt, inputs,
     assert not (tmp_path / "o").exists()  # refused before anything is written
 
 
-def test_sampling_options_on_a_one_pass_model_are_one_line(inputs, tmp_path, capsys):
-    out = tmp_path / "cut"
+@pytest.fixture(scope="module")
+def cut_ckpt(tmp_path_factory, one_thread):
+    out = tmp_path_factory.mktemp("cut")
     train(compose_config([*TINY_CUT, *SHORT, "trainer.max_steps=1"], str(out)))
+    return out / "checkpoints" / "last.ckpt"
+
+
+def test_sampling_options_on_a_one_pass_model_are_one_line(cut_ckpt, inputs, tmp_path, capsys):
     with pytest.raises(SystemExit) as exit_:
-        translate.main([f"ckpt={out / 'checkpoints' / 'last.ckpt'}", f"input={inputs}", f"output={tmp_path / 'o'}",
-                        "progress=false", "steps=10", "sampler=ddim"])
+        translate.main([f"ckpt={cut_ckpt}", f"input={inputs}", f"output={tmp_path / 'o'}", "progress=false",
+                        "steps=10", "sampler=ddim"])
     err = capsys.readouterr().err.strip()
     assert exit_.value.code == 2 and len(err.splitlines()) == 1, err
     assert "steps=/sampler= are for diffusion models (Palette); this checkpoint holds CUT" in err
