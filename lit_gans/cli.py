@@ -96,11 +96,14 @@ def _swept(value: str) -> bool:
 
 
 def register_resolvers() -> None:
-    """OmegaConf resolvers the configs use (``${run_suffix:...}`` in conf/hydra/default.yaml)."""
+    """OmegaConf resolvers the configs use: ``${run_suffix:...}`` (conf/hydra/default.yaml) and ``${basename:...}``
+    (a run folder's own name, the run name MLflow and W&B show)."""
     from omegaconf import OmegaConf
 
     if not OmegaConf.has_resolver("run_suffix"):
         OmegaConf.register_new_resolver("run_suffix", run_suffix)
+    if not OmegaConf.has_resolver("basename"):
+        OmegaConf.register_new_resolver("basename", lambda path: os.path.basename(os.path.normpath(str(path))))
 
 
 def prepare_train_argv(argv: list[str], now: str | None = None) -> list[str]:

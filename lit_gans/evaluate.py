@@ -31,7 +31,7 @@ def config_name_of(target: str) -> str | None:
     """The ``conf/model/<name>.yaml`` whose ``model._target_`` is ``target`` (for the hint of an error)."""
     short = target.rsplit(".", 1)[-1]
     for path in sorted(glob.glob(os.path.join(CONF, "model", "*.yaml"))):
-        model = (OmegaConf.load(path) or {}).get("model") or {}
+        model = OmegaConf.load(path) or {}  # conf/model/ configures the model itself (a plain package)
         if str(model.get("_target_", "")).rsplit(".", 1)[-1] == short:
             return os.path.splitext(os.path.basename(path))[0]
     return None

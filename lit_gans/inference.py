@@ -32,9 +32,9 @@ OneToOne = Callable[[Any, Tensor, Mapping[str, Any]], Tensor]
 ONE_TO_ONE: dict[str, OneToOne] = {}
 MULTI_DOMAIN = ("StarGANv2",)  # translated by style (reference or latent code), see lit_gans.translate
 SAMPLED_IN_STEPS = ("Palette",)  # diffusion models: take steps=, sampler=, eta= (see sampling_options)
-# Checkpoints written before the class name was saved: recognised by a parameter of their own.
-_KNOWN_BY_KEY = (("mapping_network_ema.", "lit_gans.models.StarGANv2"), ("G_A.", "lit_gans.models.CycleGAN"),
-                 ("G.", "lit_gans.models.CUT"), ("generator.", "lit_gans.models.Pix2Pix"))
+# Model arguments renamed since 0.1.0 checkpoints were written: (old, new).
+RENAMED_ARGS = (("n_layers_D", "n_layers_d"), ("norm_D", "norm_d"), ("out_activation", "output_activation"))
+OPTIMIZERS = {"Palette": "torch.optim.AdamW"}  # the others: Adam
 
 
 def one_to_one(class_name: str) -> Callable[[OneToOne], OneToOne]:
@@ -129,13 +129,9 @@ def read_checkpoint(path: str | os.PathLike) -> dict[str, Any]:
 
 
 def model_class_of(ckpt: Mapping[str, Any], fallback: str | None = None) -> str:
-    """The model's class path: saved in the checkpoint, else recognised from its parameters, else ``fallback``."""
+    """The model's class path: saved in the checkpoint, else ``fallback``."""
     if ckpt.get("model_class"):
         return str(ckpt["model_class"])
-    keys = list(ckpt["state_dict"])
-    for prefix, target in _KNOWN_BY_KEY:
-        if any(k.startswith(prefix) for k in keys):
-            return target
     if fallback:
         return fallback
     raise ConfigError("the checkpoint does not say which model it holds: pass model=NAME (as for train.py)")
@@ -151,10 +147,55 @@ def load_model(ckpt_path: str | os.PathLike, device: str | torch.device = "cpu",
 
     ckpt = read_checkpoint(ckpt_path)
     cls = get_class(model_class_of(ckpt, fallback_class))
-    model = cls(**ckpt["hyper_parameters"])
+    model = cls(**current_model_args(cls, ckpt["hyper_parameters"]))
     model.on_load_checkpoint(ckpt)
     model.load_state_dict(ckpt["state_dict"])
     return model.to(device).eval().requires_grad_(False), ckpt
+
+
+def current_model_args(cls: type, hparams: Mapping[str, Any]) -> dict[str, Any]:
+    """A checkpoint's model arguments in today's names: checkpoints of lit_gans 0.1.0 keep an ``optim`` dict (now
+    the ``optimizer`` / ``scheduler`` configs and ``mapping_lr``, ``f_s_lr``, ``fused_optimizer``), a ``loss``
+    block with ``spec``/``terms``/``totals`` and keys of other families (now the model's own spec's keys only) and
+    a few keys since renamed. Today's checkpoints pass through unchanged."""
+    from lit_gans.losses.objective import make_objective, spec_keys
+
+    class_name = cls.__name__
+    args = dict(hparams)
+    for old, new in RENAMED_ARGS:
+        if old in args:
+            args[new] = args.pop(old)
+    optim = args.pop("optim", None)
+    if isinstance(optim, Mapping):
+        optim = dict(optim)
+        args["fused_optimizer"] = optim.pop("fused", None)
+        for old, new in (("f_lr", "mapping_lr"), ("f_s_lr", "f_s_lr")):
+            if old in optim:
+                args[new] = optim.pop(old)
+        epochs = {k: optim.pop(k) for k in ("n_epochs", "n_epochs_decay") if k in optim}
+        epochs.update({k: args.pop(k) for k in ("n_epochs", "n_epochs_decay") if k in args})  # pix2pix's
+        warmup = optim.pop("warmup_steps", None)
+        args["optimizer"] = {"_target_": OPTIMIZERS.get(class_name, "torch.optim.Adam"), "_partial_": True, **optim}
+        if epochs:
+            args["scheduler"] = {"_target_": "lit_gans.models.schedulers.linear_decay_scheduler", "_partial_": True,
+                                 **epochs}
+        elif warmup is not None:
+            args["scheduler"] = {"_target_": "lit_gans.models.schedulers.linear_warmup_scheduler", "_partial_": True,
+                                 "warmup_steps": warmup}
+    loss = args.get("loss")
+    if isinstance(loss, Mapping) and "spec" in loss:  # a 0.1.0 block
+        known = set(spec_keys(cls.loss_spec)) | set(getattr(cls, "loss_other_keys", ()))
+        args["loss"] = {k: v for k, v in loss.items() if k in known}
+        old = {n: t["weight"] for n, t in (loss.get("terms") or {}).items()
+               if isinstance(t, Mapping) and isinstance(t.get("weight"), (int, float))}
+        if old:
+            now = make_objective(cls.loss_spec, args["loss"], other_keys=known,
+                                 model_args={k: args[k] for k in ("discriminators", "sem_mask") if k in args})
+            lost = sorted(n for n, w in old.items() if n in now.terms and now.weight(n) != float(w))
+            if lost:
+                log.warning("per-term weights of this checkpoint are not carried over (%s): each term is now weighted "
+                            "by its loss key", ", ".join(f"{n}={old[n]}" for n in lost))
+    return args
 
 
 def resolve_device(device: str | None) -> torch.device:

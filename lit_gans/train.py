@@ -127,7 +127,9 @@ def build(cfg: DictConfig, purge_step: int | None = None) -> tuple[L.LightningDa
     # Plain containers (_convert_="all"): hyper-parameters saved in checkpoints must load with weights_only.
     datamodule = instantiate(cfg.data, _convert_="all")
     loss = OmegaConf.to_container(cfg.loss, resolve=True)
-    model = instantiate(fill_from_data(cfg.model, datamodule), loss=loss, **augment_kwargs(cfg), _convert_="all")
+    # Not recursive: model.optimizer / model.scheduler stay configs the model instantiates over its parameters.
+    model = instantiate(fill_from_data(cfg.model, datamodule), loss=loss, **augment_kwargs(cfg), _convert_="all",
+                        _recursive_=False)
     if hasattr(datamodule, "with_ref2"):  # a second reference per item only for a model that reads it
         datamodule.with_ref2 = bool(getattr(model, "uses_second_reference", False))
     trainer_cfg = cfg.trainer.copy()
@@ -184,13 +186,28 @@ def train(cfg: DictConfig) -> dict[str, float]:
         datamodule, model, trainer = build(cfg, purge_step=resume.batches_done if resume else 0)
         if ckpt_path:
             log.info("resuming from %s (epoch %s)", ckpt_path, resume.epoch if resume else "?")
-        with stopped_runs_explained(cfg, trainer, ckpt_path):
-            trainer.fit(model, datamodule=datamodule, ckpt_path=ckpt_path)
+        try:
+            with stopped_runs_explained(cfg, trainer, ckpt_path):
+                trainer.fit(model, datamodule=datamodule, ckpt_path=ckpt_path)
+        finally:
+            finish_logger_runs(trainer)
     metrics = {k: float(v) for k, v in trainer.callback_metrics.items() if torch.is_tensor(v) and v.numel() == 1}
     if trainer.is_global_zero:
         write_final_metrics(run_dir, metrics)
         print(run_summary(run_dir, trainer), flush=True)
     return metrics
+
+
+def finish_logger_runs(trainer: L.Trainer) -> None:
+    """Close the W&B run of this job: W&B keeps one run per process, so without ``finish`` every job of a
+    sweep would log into the first job's run (Lightning's WandbLogger leaves it open)."""
+    from lightning.pytorch.loggers import WandbLogger
+
+    for logger in trainer.loggers:
+        if isinstance(logger, WandbLogger):
+            import wandb
+
+            wandb.finish()
 
 
 FINAL_METRICS = "final_metrics.json"
@@ -212,6 +229,8 @@ def run_summary(run_dir: str, trainer: L.Trainer) -> str:
     import glob
     import shlex
 
+    from lightning.pytorch.loggers import TensorBoardLogger
+
     from lit_gans.callbacks.checkpointing import LastCheckpoint
 
     last = next((c.last_saved_path for c in trainer.callbacks if isinstance(c, LastCheckpoint)), None)
@@ -225,5 +244,6 @@ def run_summary(run_dir: str, trainer: L.Trainer) -> str:
         lines.append(f"sample grid:  {grids[-1]}")
     if totals:
         lines.append(f"last epoch:   {', '.join(totals)}")
-    lines.append(f"watch it:     tensorboard --logdir {shlex.quote(run_dir)}")
+    if any(isinstance(lg, TensorBoardLogger) for lg in trainer.loggers):
+        lines.append(f"watch it:     tensorboard --logdir {shlex.quote(run_dir)}")
     return "\n".join(lines)

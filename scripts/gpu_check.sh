@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# One-shot GPU check of lit_gans (issue 14), one call, at most 8 minutes on one H100/H200:
+# One-shot GPU check of lit_gans, one call, at most 8 minutes on one H100/H200:
 #   every model x trainer.precision {32-true, bf16-mixed, 16-mixed} x eager/compiled on CUDA with its checks
 #   (finite losses, weights changed, no host sync, channels_last, fused optimizers, R1 in fp32), trainer=ddp
 #   with one device (NCCL), and the speed of StarGAN v2 next to the official clovaai/stargan-v2 iteration.

@@ -179,11 +179,11 @@ def test_train_argv_resume_and_sweep_naming(tmp_path):
     assert prepare_train_argv([f"hydra.run.dir={tmp_path}/run", "ckpt_path=last"], now="T")[-1] == \
         "hydra.output_subdir=.hydra/resumed/T"
     # sweep jobs are named by what is swept only
-    sweep = prepare_train_argv(["-m", "loss.w_sty=1,2", "model.optim.lr=choice(1e-4,2e-4)", "trainer.max_epochs=3",
+    sweep = prepare_train_argv(["-m", "loss.w_sty=1,2", "model.optimizer.lr=choice(1e-4,2e-4)", "trainer.max_epochs=3",
                                 "data.root=/a,b/c"])
     excluded = sweep[-1]
     assert excluded.startswith("hydra.job.config.override_dirname.exclude_keys=[") and "trainer.max_epochs" in excluded
-    assert "loss.w_sty" not in excluded and "model.optim.lr" not in excluded
+    assert "loss.w_sty" not in excluded and "model.optimizer.lr" not in excluded
     assert run_suffix("") == "" and run_suffix("data.root=/x/y,loss.w_sty=2") == "_data.root=-x-y,loss.w_sty=2"
     assert len(run_suffix("a=" + "x" * 300)) == 81
 

@@ -37,9 +37,9 @@ def test_a_sound_run_passes_every_check():
 
 def test_checks_fail_on_unfused_optimizers_channels_first_and_frozen_weights():
     # Syncs counted rather than raised, so that every other check still gives its verdict.
-    result = gc.correctness_check([*TINY, "trainer.precision=32-true", "model.optim.fused=false",
-                                   "model.channels_last=false", "model.optim.lr=0", "model.optim.f_lr=0",
-                                   "model.optim.weight_decay=0"], sync_mode="count")
+    result = gc.correctness_check([*TINY, "trainer.precision=32-true", "model.fused_optimizer=false",
+                                   "model.channels_last=false", "model.optimizer.lr=0", "model.mapping_lr=0",
+                                   "model.optimizer.weight_decay=0"], sync_mode="count")
     assert result["status"] == "failed"
     assert _ok(result) == {"no_host_sync": False, "finite": True, "weights_changed": False, "channels_last": False,
                            "fused_optimizer": False, "r1_fp32": True}

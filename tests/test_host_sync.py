@@ -65,7 +65,7 @@ MODELS = {
     "pix2pix+ada": ["model.ngf=8", "model.ndf=8", "data.img_size=32", "data.size=8", "aug=ada", "aug.p=0.5"],
     "palette": ["model.channels=16", "model.channel_mults=[1,2]", "model.num_res_blocks=1", "model.attn_res=[8]",
                 "model.num_head_channels=8", "model.norm_groups=8", "data.img_size=16", "data.size=8",
-                "data.batch_size=2", "model.optim.warmup_steps=2"],
+                "data.batch_size=2", "model.scheduler.warmup_steps=2"],
 }
 
 

@@ -51,7 +51,14 @@ def test_csv_and_mlflow_get_the_scalars_and_the_grid(make_cfg, tmp_path):
     client = MlflowClient(tracking_uri=f"sqlite:///{tmp_path}/mlflow.db")
     experiment = client.get_experiment_by_name("lit_gans")
     (run,) = client.search_runs([experiment.experiment_id])
-    assert run.info.run_name == str(tmp_path) and run.info.status == "FINISHED"
+    assert run.info.run_name == tmp_path.name and run.info.status == "FINISHED"  # the run folder's name
+    # The composed config as the run's params (the HParams callback), as TensorBoard's HParams tab has it.
+    assert run.data.params["loss.w_sty"] == "1.0" and run.data.params["model._target_"] == "lit_gans.models.StarGANv2"
+    import yaml
+
+    (saved,) = glob.glob(str(tmp_path / "csv" / "version_*" / "hparams.yaml"))
+    with open(saved) as f:
+        assert yaml.safe_load(f)["model.optimizer.lr"] == 1e-4
     for name in ("D/d_loss_step", "G/g_loss_step", "D/d_loss_epoch"):
         history = sorted((m.step, m.value) for m in client.get_metric_history(run.info.run_id, name))
         assert [s for s, _ in history] == [s for s, _ in table[name]]  # the same points as the CSV file

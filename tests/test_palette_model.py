@@ -149,8 +149,8 @@ class Capture(Callback):
 @pytest.mark.parametrize("noise_loss,expected", [("l2", 1.0), ("l1", math.sqrt(2 / math.pi))])
 def test_first_step_loss_and_lr_warmup(make_cfg, noise_loss, expected):
     # The untrained UNet predicts zero noise, so the first G_tot is E[eps^2] = 1 (L2) or E|eps| (L1).
-    cfg = make_cfg("model=palette", *TINY, f"loss.noise_loss={noise_loss}", "model.optim.lr=1e-3",
-                   "model.optim.warmup_steps=4", "trainer.max_steps=5", tiny=False)
+    cfg = make_cfg("model=palette", *TINY, f"loss.noise_loss={noise_loss}", "model.optimizer.lr=1e-3",
+                   "model.scheduler.warmup_steps=4", "trainer.max_steps=5", tiny=False)
     datamodule, model, trainer = build(cfg)
     cap = Capture()
     trainer.callbacks.append(cap)
@@ -225,9 +225,9 @@ def test_model_config_errors():
     with pytest.raises(ConfigError, match="model.latent_scale is null"):
         tiny_model(latent_scale=None)
     with pytest.raises(ConfigError, match="unknown loss.noise_loss 'l3'"):
-        tiny_model(loss={"spec": "diffusion", "noise_loss": "l3"})
-    with pytest.raises(ConfigError, match="Palette needs loss.spec=diffusion"):
-        tiny_model(loss={"spec": "stargan_v2"})
+        tiny_model(loss={"noise_loss": "l3"})
+    with pytest.raises(ConfigError, match=r"loss.w_sty is not a key of this model's objective \(diffusion; its keys: noise_loss\)"):
+        tiny_model(loss={"w_sty": 1.0})
     with pytest.raises(ConfigError, match=r"model.sampling.sampler='euler'"):
         tiny_model(sampling={"sampler": "euler"})
     with pytest.raises(ConfigError, match=r"model.diffusion has unknown key\(s\) \['steps'\]"):

@@ -9,7 +9,7 @@ from lit_gans.train import build
 
 TINY = ["model.channels=16", "model.channel_mults=[1,2]", "model.num_res_blocks=1", "model.attn_res=[8]",
         "model.num_head_channels=8", "model.norm_groups=8", "model.dropout=0.1", "data.img_size=16",
-        "data.size=32", "data.val_size=2", "data.batch_size=4", "model.optim.lr=1e-3", "model.optim.warmup_steps=5",
+        "data.size=32", "data.val_size=2", "data.batch_size=4", "model.optimizer.lr=1e-3", "model.scheduler.warmup_steps=5",
         "trainer.deterministic=true", "trainer.max_epochs=1", "logger=[]", "callbacks.model_checkpoint=null", "callbacks.image_grid=null",
         "callbacks.last_checkpoint.every_n_train_steps=3"]
 

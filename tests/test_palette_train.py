@@ -22,7 +22,7 @@ def test_g_tot_is_logged_once_and_falls_on_a_learnable_task(make_cfg, tmp_path):
     # Colourising 16 px shapes with a tiny UNet: G_tot starts at E[eps^2] = 1 (zero-initialised output)
     # and must fall well below within a few dozen steps.
     cfg = make_cfg("model=palette", *TINY, "data.img_size=16", "data.size=128", "data.val_size=2",
-                   "data.batch_size=16", "model.optim.lr=2e-3", "model.optim.warmup_steps=5",
+                   "data.batch_size=16", "model.optimizer.lr=2e-3", "model.scheduler.warmup_steps=5",
                    "trainer.max_epochs=5", "trainer.limit_train_batches=8", tiny=False)
     assert cfg.data.task == "colorize"
     train(cfg)
@@ -45,7 +45,7 @@ def test_g_tot_is_logged_once_and_falls_on_a_learnable_task(make_cfg, tmp_path):
 def test_default_config_is_colourisation_at_64px(make_cfg):
     cfg = make_cfg("model=palette", tiny=False)
     assert cfg.data.task == "colorize" and cfg.data.img_size == 64 and cfg.model.img_size is None
-    assert cfg.model.ema_beta == 0.9999 and cfg.model.diffusion.timesteps == 1000 and cfg.loss.spec == "diffusion"
+    assert cfg.model.ema_beta == 0.9999 and cfg.model.diffusion.timesteps == 1000 and cfg.loss.noise_loss == "l2"
     datamodule, model, _ = build(cfg)
     assert model.net_cfg["img_size"] == 64 and model.latent_scale == 1.0
     cfg = make_cfg("model=palette", "data=paired", "data.root=/nowhere", tiny=False)
@@ -117,7 +117,7 @@ def test_palette_trains_on_a_folder_of_targets(make_cfg, tmp_path):
     datamodule, model, trainer = build(cfg)
     assert model.net_cfg["img_size"] == 16  # from the data's crop size
     trainer.fit(model, datamodule=datamodule)
-    assert model.ema_updates == 2 and torch.isfinite(model.objective.last_values["G_tot"])
+    assert model.ema_updates == 2 and torch.isfinite(model.objective.scalars()["G/G_tot"])
 
 
 def _latent_file(path, layout: str, scaling_factor: float = 0.13025):
@@ -141,7 +141,7 @@ def test_palette_latent_trains_on_a_paired_latent_file(make_cfg, tmp_path):
     datamodule, model, trainer = build(cfg)
     assert model.latent_scale == pytest.approx(0.13025) and model.net_cfg["img_size"] == 16  # from the file
     trainer.fit(model, datamodule=datamodule)
-    assert model.ema_updates == 2 and torch.isfinite(model.objective.last_values["G_tot"])
+    assert model.ema_updates == 2 and torch.isfinite(model.objective.scalars()["G/G_tot"])
 
 
 def test_a_domains_latent_file_is_refused_in_one_line(make_cfg, tmp_path):

@@ -61,10 +61,9 @@ def test_unet_reaches_a_1x1_bottleneck_and_keeps_the_size():
 @pytest.mark.parametrize("adversarial", ["vanilla", "lsgan"])
 def test_training_step_equals_the_hand_computation(make_cfg, adversarial):
     # lr = 0: nothing changes during the step, so every term can be recomputed from a copy of the start.
-    # G_L1's weight comes from the command line (50), the extended terms from their lambdas.
-    extra = [] if adversarial == "vanilla" else [f"loss={adversarial}"]
-    cfg = make_cfg(*TINY, *ONE_EPOCH, *extra, "loss.subspec=extended", "loss.terms.G_L1.weight=50",
-                   "loss.lambda_l2=7", "loss.lambda_sobel=2", "loss.lambda_laplacian=0.5", "model.optim.lr=0",
+    # Every weight comes from its loss key on the command line (G_L1: lambda_l1=50, the extended terms' lambdas).
+    cfg = make_cfg(*TINY, *ONE_EPOCH, f"loss.adversarial={adversarial}", "loss.subspec=extended", "loss.lambda_l1=50",
+                   "loss.lambda_l2=7", "loss.lambda_sobel=2", "loss.lambda_laplacian=0.5", "model.optimizer.lr=0",
                    "logger=[]", tiny=False)
     datamodule, model, trainer = build(cfg)
     start = copy.deepcopy(model)
@@ -95,7 +94,7 @@ def test_training_step_equals_the_hand_computation(make_cfg, adversarial):
 
 
 def test_a_term_with_weight_zero_is_not_computed(make_cfg):
-    cfg = make_cfg(*TINY, *ONE_EPOCH, "loss.subspec=extended", "loss.terms.G_L1.weight=0", "logger=[]", tiny=False)
+    cfg = make_cfg(*TINY, *ONE_EPOCH, "loss.subspec=extended", "loss.lambda_l1=0", "logger=[]", tiny=False)
     datamodule, model, trainer = build(cfg)
     calls = []
     fn = model.objective.terms["G_L1"].fn
@@ -282,7 +281,7 @@ def test_bf16_mixed_keeps_structure_and_vgg_losses_in_float32(make_cfg, vgg_file
     assert len(dtypes) == 2
     for d in dtypes:
         assert d["G_SOBEL"] == d["G_LAP"] == d["G_VGG"] == d["G_L1"] == torch.float32
-    assert all(torch.isfinite(v) for v in model.objective.last_values.values())
+    assert all(torch.isfinite(v) for v in model.objective.scalars().values())
 
 
 def test_paired_image_folders_set_the_unet_depth(make_cfg, tmp_path):
@@ -296,4 +295,4 @@ def test_paired_image_folders_set_the_unet_depth(make_cfg, tmp_path):
     datamodule, model, trainer = build(cfg)
     trainer.fit(model, datamodule=datamodule)
     assert model.net_cfg["img_size"] == 32 and model.net_cfg["num_downs"] == 5  # 32 px down to 1x1
-    assert trainer.global_step == 4 and torch.isfinite(model.objective.last_values["G_L1"])
+    assert trainer.global_step == 4 and torch.isfinite(model.objective.scalars()["G/G_L1"])

@@ -1,4 +1,4 @@
-"""The pix2pix loss spec: registration, sub-specs, tags, per-tag totals and config overrides."""
+"""The pix2pix loss spec: sub-specs, groups, per-group totals and the loss keys that weight each term."""
 
 import pytest
 import torch
@@ -6,8 +6,8 @@ from omegaconf import OmegaConf
 from test_pix2pix_losses import save_random_vgg19
 
 from lit_gans.errors import ConfigError
-from lit_gans.losses import SPECS, build_objective, g_lsgan_loss, pixel_loss, sobel_loss
-from lit_gans.losses.pix2pix_spec import PIX2PIX_TERMS, pix2pix
+from lit_gans.losses import g_lsgan_loss, make_objective, pixel_loss, sobel_loss
+from lit_gans.losses.pix2pix_spec import TOTALS, pix2pix
 
 BASIC = {"G_GAN", "G_L1", "D_real", "D_fake"}
 EXTENDED = BASIC | {"G_L2", "G_SOBEL", "G_LAP"}
@@ -18,26 +18,24 @@ def vgg_file(tmp_path_factory):
     return save_random_vgg19(tmp_path_factory.mktemp("vgg") / "vgg19.pth")
 
 
-def test_spec_is_registered_with_every_term_of_every_subspec(vgg_file):
-    assert SPECS["pix2pix"] is pix2pix and set(pix2pix.term_names) == EXTENDED | {"G_VGG"}
+def test_every_subspec_has_its_terms(vgg_file):
     want = {"basic": BASIC, "extended": EXTENDED, "basic+vgg": BASIC | {"G_VGG"},
             "extended+vgg": EXTENDED | {"G_VGG"}}
     for subspec, names in want.items():
-        terms = pix2pix(subspec=subspec, vgg_weights=vgg_file)
+        terms = {t.name: t for t in pix2pix(subspec=subspec, vgg_weights=vgg_file)}
         assert set(terms) == names, subspec
-        assert all(t.tags == (("D",) if n.startswith("D_") else ("G",)) for n, t in terms.items())
-    terms = pix2pix("extended+vgg", vgg_weights=vgg_file)
-    weights = {n: t.weight for n, t in terms.items()}
-    assert weights == {"G_GAN": 1.0, "G_L1": 100.0, "G_L2": 0.0, "G_SOBEL": 3.0, "G_LAP": 1.0, "G_VGG": 10.0,
-                       "D_real": 0.5, "D_fake": 0.5}
-    assert {n for n, t in terms.items() if t.returns_map} == {"G_L1", "G_L2", "G_SOBEL", "G_LAP"}
+        assert all(t.group == ("D" if n.startswith("D_") else "G") for n, t in terms.items())
+    obj = make_objective(pix2pix, {"subspec": "extended+vgg", "vgg_weights": vgg_file}, TOTALS)
+    assert {n: obj.weight(n) for n in obj.terms} == {"G_GAN": 1.0, "G_L1": 100.0, "G_L2": 0.0, "G_SOBEL": 3.0,
+                                                     "G_LAP": 1.0, "G_VGG": 10.0, "D_real": 0.5, "D_fake": 0.5}
+    assert {n for n, t in obj.terms.items() if t.returns_map} == {"G_L1", "G_L2", "G_SOBEL", "G_LAP"}
     with pytest.raises(ConfigError, match="unknown loss.subspec 'fancy'"):
         pix2pix("fancy")
 
 
 def test_per_tag_totals_weight_each_term():
-    obj = build_objective(spec="pix2pix", subspec="extended", lambda_l2=2.0, lambda_sobel=4.0,
-                          terms={"G_L1": {"weight": 50.0}}, totals={"G": "G_tot", "D": "D_tot"})
+    obj = make_objective(pix2pix, {"subspec": "extended", "lambda_l2": 2.0, "lambda_sobel": 4.0, "lambda_l1": 50.0},
+                         TOTALS)
     torch.manual_seed(0)
     fake, real = torch.rand(2, 3, 8, 8) * 2 - 1, torch.rand(2, 3, 8, 8) * 2 - 1
     d_real, d_fake = torch.randn(2, 1, 6, 6), torch.randn(2, 1, 6, 6)
@@ -61,15 +59,15 @@ def test_per_tag_totals_weight_each_term():
 
 
 def test_config_composes_subspec_weights_and_adversarial_mode(make_cfg, vgg_file):
-    cfg = make_cfg("model=pix2pix", "loss.subspec=extended+vgg", "loss.terms.G_L1.weight=50", "loss.lambda_vgg=5",
+    cfg = make_cfg("model=pix2pix", "loss.subspec=extended+vgg", "loss.lambda_l1=50", "loss.lambda_vgg=5",
                    f"loss.vgg_weights={vgg_file}", tiny=False)
-    assert cfg.loss.spec == "pix2pix" and cfg.loss.adversarial == "vanilla"
-    obj = build_objective(**OmegaConf.to_container(cfg.loss, resolve=True))
-    assert set(obj.terms) == EXTENDED | {"G_VGG"} and set(cfg.loss.terms) == set(PIX2PIX_TERMS)
+    assert cfg.loss.adversarial == "vanilla"
+    obj = make_objective(pix2pix, OmegaConf.to_container(cfg.loss, resolve=True), TOTALS)
+    assert set(obj.terms) == EXTENDED | {"G_VGG"}
     assert obj.weight("G_L1") == 50.0 and obj.weight("G_VGG") == 5.0 and obj.weight("G_GAN") == 1.0
     assert obj.totals == {"G": "G_tot", "D": "D_tot"}
-    # A loss preset on the command line changes the adversarial mode and keeps pix2pix's weights.
-    cfg = make_cfg("model=pix2pix", "loss=lsgan", tiny=False)
+    # loss.adversarial on the command line changes the adversarial mode and keeps pix2pix's weights.
+    cfg = make_cfg("model=pix2pix", "loss.adversarial=lsgan", tiny=False)
     assert cfg.loss.adversarial == "lsgan" and cfg.loss.lambda_l1 == 100.0
-    obj = build_objective(**OmegaConf.to_container(cfg.loss, resolve=True))
+    obj = make_objective(pix2pix, OmegaConf.to_container(cfg.loss, resolve=True), TOTALS)
     assert obj.fn("G_GAN") is g_lsgan_loss and set(obj.terms) == BASIC

@@ -21,7 +21,7 @@ HAS_PALETTE = os.path.exists(os.path.join(CONF, "model", "palette.yaml"))
 PROMISES = {
     "stargan_afhq": {"model._target_": "lit_gans.models.StarGANv2", "model.img_size": 256, "model.max_conv_dim": 512,
                      "loss.adversarial": "nonsat", "loss.w_ds": 2.0, "loss.w_r1": 0.5, "loss.r1_interval": 1,
-                     "data.batch_size": 8, "model.optim.lr": 1e-4, "model.optim.f_lr": 1e-6,
+                     "data.batch_size": 8, "model.optimizer.lr": 1e-4, "model.mapping_lr": 1e-6,
                      "model.ds_paths": ["latent", "ref"], "model.ds_detach_second": True},
     "stargan_celeba_hq": {"model.w_hpf": 1.0, "model.img_size": 256, "loss.w_ds": 1.0, "loss.w_r1": 0.5,
                           "loss.adversarial": "nonsat", "model.ds_paths": ["latent", "ref"]},
@@ -32,9 +32,9 @@ PROMISES = {
                              "loss.lambda_A": 10.0, "loss.lambda_identity": 0.5, "model.pool_size": 50,
                              "trainer.max_epochs": 200, "loss.adversarial": "lsgan"},
     "cut_horse2zebra": {"model._target_": "lit_gans.models.CUT", "loss.nce_idt": True, "loss.lambda_NCE": 1.0,
-                        "model.optim.n_epochs": 200, "model.optim.n_epochs_decay": 200, "trainer.max_epochs": 400},
+                        "model.scheduler.n_epochs": 200, "model.scheduler.n_epochs_decay": 200, "trainer.max_epochs": 400},
     "fastcut_horse2zebra": {"model.flip_equivariance": True, "loss.nce_idt": False, "loss.lambda_NCE": 10.0,
-                            "model.optim.n_epochs": 150, "model.optim.n_epochs_decay": 50},
+                            "model.scheduler.n_epochs": 150, "model.scheduler.n_epochs_decay": 50},
     "pix2pix_facades": {"model._target_": "lit_gans.models.Pix2Pix", "data.direction": "BtoA", "data.crop_size": 256,
                         "loss.lambda_l1": 100.0, "loss.adversarial": "vanilla", "model.norm": "batch"},
     "palette_colorize": {"data.condition": "grayscale", "model._target_": "lit_gans.models.Palette"},
@@ -124,7 +124,7 @@ def test_hparams_search_space_names_config_keys_and_a_logged_metric(make_cfg):
     sweeper = search.hydra.sweeper
     assert sweeper._target_.endswith("OptunaSweeper") and sweeper.direction == "minimize"
     params = dict(sweeper.params)
-    assert set(params) == {"model.optim.lr", "model.optim.f_lr", "loss.w_sty", "loss.w_ds", "loss.w_r1"}
+    assert set(params) == {"model.optimizer.lr", "model.mapping_lr", "loss.w_sty", "loss.w_ds", "loss.w_r1"}
     assert all("interval(" in v for v in params.values())
     cfg = make_cfg("trainer.max_epochs=1", "trainer.limit_train_batches=2", "logger=[]")
     for key in params:

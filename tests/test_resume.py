@@ -14,7 +14,7 @@ import torch
 
 from conftest import ROOT, TINY_STARGAN, TINY_SYNTHETIC, read_scalars
 from lit_gans.callbacks import LastCheckpoint, RNGState
-from lit_gans.data.loader import ResumableDataLoader
+from lit_gans.data.resumable_loader import ResumableDataLoader
 from lit_gans.data.sampling import EpochSampler, split_key
 from lit_gans.errors import TrainingError
 from lit_gans.train import train

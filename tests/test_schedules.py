@@ -4,7 +4,8 @@ import pytest
 import torch
 
 from lit_gans.callbacks import DiversityDecay, R1Schedule, diversity_factor
-from lit_gans.losses import build_objective
+from lit_gans.losses import make_objective
+from lit_gans.losses.stargan_spec import stargan_v2
 
 
 @pytest.mark.parametrize(
@@ -24,7 +25,7 @@ class _Trainer:
 
 class _Module:
     def __init__(self):
-        self.objective = build_objective(spec="stargan_v2", terms={"ds": {"weight": 2.0}, "r1": {"weight": 0.5}})
+        self.objective = make_objective(stargan_v2, {"w_ds": 2.0, "w_r1": 0.5})
 
 
 def test_diversity_decay_sets_lambda_ds_per_epoch():
@@ -56,7 +57,7 @@ def test_r1_schedule_steps_gain_and_resume_state():
 
 def test_schedules_ignore_models_without_the_term():
     class NoTerms:
-        objective = build_objective(spec="stargan_v2")
+        objective = make_objective(stargan_v2)
 
     NoTerms.objective.terms.pop("r1")
     R1Schedule(2).on_train_batch_start(None, NoTerms, None, 0)  # no KeyError

@@ -19,7 +19,7 @@ W = {"w_adv": 1.2, "w_sty": 1.5, "w_cyc": 0.8, "w_id": 0.5, "w_ds": 2.0, "w_r1":
 def test_training_step_equals_the_seed_formulas(make_cfg):
     # lr = 0: no net changes during the step, so every term can be recomputed from a copy of the start.
     cfg = make_cfg(
-        "model.optim.lr=0", "model.optim.f_lr=0", "model.optim.weight_decay=0", "loss.r1_interval=2",
+        "model.optimizer.lr=0", "model.mapping_lr=0", "model.optimizer.weight_decay=0", "loss.r1_interval=2",
         "loss.ds_decay_epochs=4", "trainer.max_epochs=1", "trainer.limit_train_batches=2", "logger=[]",
         "callbacks.model_checkpoint=null", *[f"loss.{k}={v}" for k, v in W.items()],
     )
@@ -80,7 +80,7 @@ def test_bf16_mixed_on_cpu_keeps_r1_in_float32(make_cfg):
 
 def test_official_preset_parameter_counts(make_cfg):
     cfg = make_cfg("net=stargan_official", "data.num_domains=2", tiny=False)
-    model = instantiate(cfg.model, num_domains=2, loss=dict(cfg.loss), _convert_="all")
+    model = instantiate(cfg.model, num_domains=2, loss=dict(cfg.loss), _convert_="all", _recursive_=False)
     counts = {n: round(count_parameters(getattr(model, n)) / 1e6, 2)
               for n in ("generator", "mapping_network", "style_encoder", "discriminator")}
     assert counts == {"generator": 33.89, "mapping_network": 2.44, "style_encoder": 20.92, "discriminator": 20.85}
@@ -88,7 +88,7 @@ def test_official_preset_parameter_counts(make_cfg):
 
 def test_translate_works_in_data_space(make_cfg):
     cfg = make_cfg("model=stargan_latent")
-    model = instantiate(cfg.model, num_domains=3, loss=dict(cfg.loss), _convert_="all").eval()
+    model = instantiate(cfg.model, num_domains=3, loss=dict(cfg.loss), _convert_="all", _recursive_=False).eval()
     x = torch.randn(2, 4, 16, 16) * 5.5
     ref = torch.randn(2, 4, 16, 16) * 5.5
     y = torch.tensor([0, 2])

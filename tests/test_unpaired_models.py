@@ -22,9 +22,11 @@ TINY_UNPAIRED = [*TINY_NETS, "data.img_size=32", "data.size=8", "data.val_size=2
 NO_OUTPUT = ["logger=[]", "callbacks.model_checkpoint=null"]
 
 
-def fit(make_cfg, *overrides, capture=True, tiny=TINY_UNPAIRED):
+def fit(make_cfg, *overrides, capture=True, tiny=TINY_UNPAIRED, switch_off=()):
     cfg = make_cfg(*tiny, *overrides, tiny=False)
     datamodule, model, trainer = build(cfg)
+    for term in switch_off:  # terms without a config key of their own (a D's fixed 0.5)
+        model.objective.switch_off(term)
     start = copy.deepcopy(model)
     cap = Capture()
     if capture:
@@ -39,7 +41,7 @@ def close(got, want, name):
 
 def test_cyclegan_step_equals_the_formulas(make_cfg):
     w = {"lambda_A": 7.0, "lambda_B": 3.0, "lambda_identity": 0.4}
-    start, _, _, cap = fit(make_cfg, "model=cyclegan", "model.optim.lr=0", "trainer.max_epochs=1",
+    start, _, _, cap = fit(make_cfg, "model=cyclegan", "model.optimizer.lr=0", "trainer.max_epochs=1",
                            "trainer.limit_train_batches=2", *NO_OUTPUT, *[f"loss.{k}={v}" for k, v in w.items()])
     assert len(cap.steps) == 2
     GA, GB, DA, DB = start.G_A, start.G_B, start.D_A["basic"], start.D_B["basic"]
@@ -77,7 +79,7 @@ def _nce(G, heads, src, out, layers, tau=0.07):
 @pytest.mark.parametrize("mode", ["lsgan", "hinge"])
 def test_cut_step_equals_the_formulas(make_cfg, mode):
     # 2048 patches >= the 38 x 38 positions of layer 0 at 32 px: all positions are used.
-    start, _, _, cap = fit(make_cfg, "model=cut", f"loss={mode}", "model.optim.lr=0", "loss.num_patches=2048",
+    start, _, _, cap = fit(make_cfg, "model=cut", f"loss.adversarial={mode}", "model.optimizer.lr=0", "loss.num_patches=2048",
                            "loss.lambda_NCE=3", "model.nce_dim=8", "trainer.max_epochs=1", "trainer.limit_train_batches=2",
                            *NO_OUTPUT)
     G, D, heads = start.G, start.D_B["basic"], start.patch_heads
@@ -140,8 +142,8 @@ class LearningRates(Callback):
 
 
 def test_learning_rate_is_constant_then_decays_linearly_per_epoch(make_cfg):
-    cfg = make_cfg(*TINY_UNPAIRED, "model=cyclegan", "model.sem_mask=true", "model.optim.n_epochs=2",
-                   "model.optim.n_epochs_decay=2", "model.optim.f_s_lr=1e-3", "trainer.max_epochs=5",
+    cfg = make_cfg(*TINY_UNPAIRED, "model=cyclegan", "model.sem_mask=true", "model.scheduler.n_epochs=2",
+                   "model.scheduler.n_epochs_decay=2", "model.f_s_lr=1e-3", "trainer.max_epochs=5",
                    "trainer.limit_train_batches=1", *NO_OUTPUT, tiny=False)
     datamodule, model, trainer = build(cfg)
     rec = LearningRates()
@@ -154,7 +156,7 @@ def test_learning_rate_is_constant_then_decays_linearly_per_epoch(make_cfg):
 
 
 def test_semantic_mask_terms_and_f_s(make_cfg):
-    start, model, _, cap = fit(make_cfg, "model=cut", "model.sem_mask=true", "model.optim.lr=0", "model.optim.f_s_lr=0",
+    start, model, _, cap = fit(make_cfg, "model=cut", "model.sem_mask=true", "model.optimizer.lr=0", "model.f_s_lr=0",
                                "loss.f_s_threshold=null", "loss.lambda_sem=2", "loss.lambda_out_mask=5",
                                "trainer.max_epochs=1", "trainer.limit_train_batches=1", *NO_OUTPUT)
     assert model.num_classes == 2  # from the data
@@ -220,9 +222,8 @@ def test_cut_trains_on_an_unpaired_latent_file(make_cfg, tmp_path):
 
 
 def test_terms_at_weight_zero_are_not_computed(make_cfg):
-    start, model, _, cap = fit(make_cfg, "model=cyclegan", "loss.lambda_identity=0",
-                               "loss.terms.D_GAN_D_A_basic.weight=0", "trainer.max_epochs=1",
-                               "trainer.limit_train_batches=1", *NO_OUTPUT)
+    start, model, _, cap = fit(make_cfg, "model=cyclegan", "loss.lambda_identity=0", "trainer.max_epochs=1",
+                               "trainer.limit_train_batches=1", *NO_OUTPUT, switch_off=["D_GAN_D_A_basic"])
     _, got, _ = cap.steps[0]
     assert got["G/G_idt_A"] == 0 and got["G/G_idt_B"] == 0 and got["D/D_GAN_D_A_basic"] == 0
     assert got["D/D_GAN_D_B_basic"] > 0 and model.pool_A.count == 2  # the A pool still sees every fake

@@ -66,7 +66,7 @@ def test_generator_shapes_and_cut_feature_layers(antialias):
 
 
 def test_latent_generator_has_no_tanh():
-    g = ResnetGenerator(4, ngf=8, n_blocks=2, out_activation="none")
+    g = ResnetGenerator(4, ngf=8, n_blocks=2, output_activation="none")
     assert isinstance(g.model[-1], torch.nn.Conv2d) and g.model[-1].out_channels == 4
     torch.nn.init.constant_(g.model[-1].bias, 5.0)
     assert g(torch.randn(1, 4, 16, 16)).min() > 1  # unbounded, unlike tanh

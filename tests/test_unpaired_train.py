@@ -47,7 +47,7 @@ def test_joligen_curves_per_step_and_epoch(make_cfg, tmp_path, model):
 
 def test_two_discriminators_have_their_own_curves_and_parameter_groups(make_cfg, tmp_path):
     cfg = make_cfg("model=cut", *TINY_UNPAIRED, *RUN, "model.nce_dim=8", "model.discriminators=[basic,multiscale]",
-                   "model.n_layers_D=2", "loss=vanilla", tiny=False)
+                   "model.n_layers_d=2", "loss.adversarial=vanilla", tiny=False)
     datamodule, model, trainer = build(cfg)
     trainer.fit(model, datamodule=datamodule)
     opt_d = trainer.optimizers[1]

@@ -58,7 +58,7 @@ PRECISIONS = ("bf16-mixed", "32-true", "16-mixed")
 COMPILED_MODELS = ("stargan", "pix2pix")
 DOC_BEGIN, DOC_END = "<!-- gpu-check:begin -->", "<!-- gpu-check:end -->"
 CYCLEGAN_REFERENCE = ("pytorch/benchmark's CycleGAN (pytorch_CycleGAN_and_pix2pix) trains at about 392 ms/step at "
-                      "batch 1 on an A100 (issue 14's reference; not measured here)")
+                      "batch 1 on an A100 (the common reference; not measured here)")
 
 # ---------------------------------------------------------------------------------------------------- sizes
 # Realistic sizes on the GPU: 256 px pixels, 4x32x32 latents, each model's default nets (StarGAN v2: its
@@ -78,7 +78,7 @@ _TINY_STARGAN = ["model.img_size=16", "model.dim=8", "model.max_conv_dim=16", "m
 _TINY_PAIR = ["model.ngf=8", "model.ndf=8", "data.img_size=32", "data.size=8"]
 _TINY_PALETTE = ["model.channels=16", "model.channel_mults=[1,2]", "model.num_res_blocks=1", "model.attn_res=[8]",
                  "model.num_head_channels=8", "model.norm_groups=8", "data.img_size=16", "data.size=8",
-                 "data.batch_size=2", "model.optim.warmup_steps=2"]
+                 "data.batch_size=2", "model.scheduler.warmup_steps=2"]
 DRY_MODELS: dict[str, list[str]] = {
     "stargan": ["model=stargan", *_TINY_STARGAN, "data.batch_size=4", "loss.r1_interval=2"],
     "stargan_latent": ["model=stargan_latent", *_TINY_STARGAN, "data.batch_size=4", "loss.r1_interval=2"],
@@ -574,7 +574,7 @@ def _img_per_s(entry: dict[str, Any] | None) -> float | None:
 
 
 def summarize(report: dict[str, Any]) -> dict[str, Any]:
-    """Counts by status, and issue 14's targets (met: true/false, or null when a figure is missing)."""
+    """Counts by status, and the performance targets of docs/performance.md (met: true/false, or null when a figure is missing)."""
     items = report.get("items", [])
     counts: dict[str, int] = {}
     for e in items:
@@ -744,7 +744,7 @@ def render_markdown(report: dict[str, Any]) -> str:
         out += [f"- `{e['command']}`" for e in commands]
         out += ["", "</details>", ""]
 
-    out += ["#### Targets (issue 14; benchmarks, not pass/fail of the script)", "",
+    out += ["#### Targets (benchmarks, not pass/fail of the script)", "",
             "| target | measured | needed | met |", "| --- | --- | --- | --- |"]
     for t in summary["targets"]:
         v = t["value"]

@@ -24,7 +24,6 @@ class NonFiniteGuard(Callback):
         self.check_every_n_steps = max(1, int(check_every_n_steps))
         self._first_bad: dict[str, torch.Tensor] = {}
         self._batch: torch.Tensor | None = None
-        self._epoch_of_batch: dict[int, int] = {}
 
     def on_train_batch_end(self, trainer: L.Trainer, pl_module: L.LightningModule, outputs: Any, batch: Any,
                            batch_idx: int) -> None:

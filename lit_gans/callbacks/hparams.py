@@ -3,7 +3,7 @@ can be compared there.
 
 Lightning's ``log_hyperparams`` would log the model's constructor arguments (``save_hyperparameters`` keeps them
 out of the logger here: they are partial and nested), and writes its metrics as points at step 0. This callback
-declares, at fit start, the flattened composed config (``model.optim.lr``, ``loss.w_sty`` ...) as the hparams and
+declares, at fit start, the flattened composed config (``model.optimizer.lr``, ``loss.w_sty`` ...) as the hparams and
 the curves' epoch means (``G/g_loss_epoch`` ...) and ``val/*`` metrics as the session's metrics; TensorBoard shows
 the latest value of each of those scalar series, so the table fills in as the run goes and needs no extra point.
 """
@@ -26,7 +26,7 @@ SKIP = ("hydra", "paths", "logger", "callbacks", "task_name")
 
 
 def flatten_config(cfg: Mapping[str, Any] | DictConfig, skip: Iterable[str] = SKIP) -> dict[str, Any]:
-    """``{"model.optim.lr": 1e-4, ...}``: the leaves of a (resolved) config as TensorBoard hparam values (numbers,
+    """``{"model.optimizer.lr": 1e-4, ...}``: the leaves of a (resolved) config as TensorBoard hparam values (numbers,
     booleans and strings; lists and None as their text). Keys of ``skip`` at the top level are left out."""
     if isinstance(cfg, DictConfig):
         cfg = OmegaConf.to_container(cfg, resolve=True, throw_on_missing=False)
@@ -52,7 +52,8 @@ def flatten_config(cfg: Mapping[str, Any] | DictConfig, skip: Iterable[str] = SK
 
 class HParams(Callback):
     """Writes the run's hparams (the composed config, see :func:`flatten_config`) and its metrics' names into
-    every TensorBoard logger's folder at fit start, and the session's end status at fit end.
+    every TensorBoard logger's folder at fit start, and the session's end status at fit end; other loggers get
+    the same flattened config through their ``log_hyperparams``.
 
     ``lit_gans.train.build`` hands it the composed config (:meth:`set_run_config`); without one, the model's
     saved hyper-parameters are used.
@@ -70,8 +71,7 @@ class HParams(Callback):
         names: list[str] = []
         objective = getattr(pl_module, "objective", None)
         if objective is not None:
-            names += [f"{tag}/{total}_epoch" for tag, total in objective.totals.items()]
-            names += [f"{t.tags[0] if t.tags else 'loss'}/{n}_epoch" for n, t in objective.terms.items()]
+            names += [f"{name}_epoch" for name in objective.curve_names()]
         for cb in trainer.callbacks:
             declared = getattr(cb, "logged_metrics", None)
             if callable(declared):
@@ -92,6 +92,8 @@ class HParams(Callback):
                 writer.add_summary(session_start)
                 writer.flush()
                 self._writers.append(writer)
+            else:  # CSV (hparams.yaml), MLflow (run params), W&B (run config): the same flattened config
+                logger.log_hyperparams(params)
 
     def on_fit_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         session_end = _with_null_tensor(hparams({}, {})[2])  # status: success

@@ -144,9 +144,7 @@ class LossLogger(Callback):
         if not self.spread or objective is None or self._layout_written or not trainer.is_global_zero:
             return
         groups: dict[str, dict[str, list[Any]]] = {}
-        names = [f"{tag}/{total}" for tag, total in objective.totals.items()]
-        names += [f"{t.tags[0] if t.tags else 'loss'}/{n}" for n, t in objective.terms.items()]
-        for name in names:
+        for name in objective.curve_names():
             group, short = name.split("/", 1)
             groups.setdefault(group, {})[short] = ["Margin", [f"{name}_epoch", f"{SPREAD}/{name}_min",
                                                               f"{SPREAD}/{name}_max"]]

@@ -43,8 +43,8 @@ class DiversityDecay(Callback):
                            batch_idx: int) -> None:
         objective = getattr(pl_module, "objective", None)
         if objective is not None and self.term in objective.terms:
-            tags = objective.terms[self.term].tags
-            log_step_and_epoch(pl_module, f"{tags[0] if tags else 'loss'}/{self.log_name}", objective.weight(self.term))
+            group = objective.terms[self.term].group
+            log_step_and_epoch(pl_module, f"{group}/{self.log_name}", objective.weight(self.term))
 
 
 class R1Schedule(Callback):

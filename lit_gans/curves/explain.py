@@ -1,7 +1,7 @@
 """What each logged curve is and how to read it.
 
-The StarGAN v2 texts follow the latent-StarGAN seed document (``../shared/seeds/001``): every formula is the
-one the model computes (see :mod:`lit_gans.models.stargan_v2`); the unpaired, pix2pix and diffusion texts use
+The StarGAN v2 texts follow the latent-StarGAN recipe (Choi et al. 2020's objective with a hinge loss and lazy R1 on
+SD-VAE latents, see ``conf/loss/stargan.yaml``): every formula is the one the model computes (see :mod:`lit_gans.models.stargan_v2`); the unpaired, pix2pix and diffusion texts use
 JoliGEN's reading of its curves (adversarial curves oscillate, reconstruction curves descend).
 """
 
@@ -189,7 +189,7 @@ def is_diffusion(run: Run) -> bool:
 
 def run_settings(run: Run) -> str:
     """One line of the run's loss settings that change how the curves read (from its Hydra config)."""
-    keys = ("spec", "adversarial", "w_r1", "r1_interval", "w_ds", "ds_decay_epochs", "ds_margin", "lambda_l1")
+    keys = ("subspec", "adversarial", "w_r1", "r1_interval", "w_ds", "ds_decay_epochs", "ds_margin", "lambda_l1")
     found = [f"{k}={run.loss_option(k)}" for k in keys if run.loss_option(k) is not None]
     scale = (run.config.get("model") or {}).get("latent_scale") if isinstance(run.config.get("model"), dict) else None
     if isinstance(scale, (int, float)) and scale != 1.0:

@@ -10,7 +10,7 @@ import torch
 from torch.utils.data import DataLoader, Dataset, default_collate
 
 from lit_gans import compat
-from lit_gans.data.loader import ResumableDataLoader
+from lit_gans.data.resumable_loader import ResumableDataLoader
 from lit_gans.data.sampling import EpochSampler
 from lit_gans.errors import DataError
 
@@ -101,7 +101,7 @@ class BaseDataModule(L.LightningDataModule):
 
 
 class MultiDomainDataModule(BaseDataModule):
-    """Base of the StarGAN v2 data modules (items of :class:`~lit_gans.data.multidomain.MultiDomainItems`);
+    """Base of the StarGAN v2 data modules (items of :class:`~lit_gans.data.domain_items.MultiDomainItems`);
     subclasses also set ``domain_names``.
 
     Args:

@@ -7,9 +7,9 @@ from typing import Any
 import torch
 
 from lit_gans.data.datamodule import MultiDomainDataModule
+from lit_gans.data.domain_items import MultiDomainItems
+from lit_gans.data.file_images import FileImages
 from lit_gans.data.layouts import DOMAINS_HINT, DomainFiles, domain_split_folder, existing_root, find_domains
-from lit_gans.data.loading import FileImages
-from lit_gans.data.multidomain import MultiDomainItems
 from lit_gans.data.transforms import stargan_transform
 
 

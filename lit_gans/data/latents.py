@@ -13,8 +13,8 @@ import torch
 from torch import Tensor
 
 from lit_gans.data.datamodule import MultiDomainDataModule
-from lit_gans.data.multidomain import MultiDomainItems
-from lit_gans.data.pairs import PairedItems, UnpairedItems
+from lit_gans.data.domain_items import MultiDomainItems
+from lit_gans.data.pair_items import PairedItems, UnpairedItems
 from lit_gans.latents.store import LatentSet, load_latents
 
 

@@ -1,7 +1,7 @@
 """``data=paired``: pix2pix data, side-by-side ``A|B`` images or ``A/`` and ``B/`` folders matched by file
 stem, under ``ROOT/train`` (and ``ROOT/val`` or ``ROOT/test`` for grids) or directly under ``ROOT``.
 With ``condition=grayscale|inpaint`` the folder holds target images and each source is derived from its
-target (:mod:`lit_gans.data.targets`)."""
+target (:mod:`lit_gans.data.derived_pairs`)."""
 
 from __future__ import annotations
 
@@ -9,9 +9,9 @@ from typing import Any
 
 from lit_gans.data.conditions import get_condition
 from lit_gans.data.datamodule import BaseDataModule
+from lit_gans.data.derived_pairs import DerivedPairs, find_targets
 from lit_gans.data.layouts import PairedFiles, find_paired
-from lit_gans.data.pairs import FilePairs, PairedItems
-from lit_gans.data.targets import DerivedPairs, find_targets
+from lit_gans.data.pair_items import FilePairs, PairedItems
 from lit_gans.data.transforms import crop_transform
 from lit_gans.errors import DataError
 
@@ -23,7 +23,7 @@ class PairedDataModule(BaseDataModule):
         load_size, crop_size, flip: as :class:`~lit_gans.data.unpaired.UnpairedDataModule`; A and B get the
             same crop and flip.
         condition: ``none`` (pairs on disk), or ``grayscale`` / ``inpaint``: the images are targets and each
-            source is derived from its target after the crop and flip (see :func:`~lit_gans.data.targets.find_targets`).
+            source is derived from its target after the crop and flip (see :func:`~lit_gans.data.derived_pairs.find_targets`).
     """
 
     layout = "paired"

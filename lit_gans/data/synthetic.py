@@ -22,8 +22,8 @@ from torch import Tensor
 
 from lit_gans.data.conditions import get_condition
 from lit_gans.data.datamodule import BaseDataModule, MultiDomainDataModule
-from lit_gans.data.multidomain import MultiDomainItems
-from lit_gans.data.pairs import PairedItems, UnpairedItems
+from lit_gans.data.domain_items import MultiDomainItems
+from lit_gans.data.pair_items import PairedItems, UnpairedItems
 from lit_gans.data.sampling import item_generator
 from lit_gans.errors import ConfigError
 

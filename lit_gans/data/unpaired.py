@@ -8,7 +8,7 @@ from typing import Any
 from lit_gans.data.datamodule import BaseDataModule
 from lit_gans.data.images import read_mask
 from lit_gans.data.layouts import UnpairedFiles, find_unpaired
-from lit_gans.data.pairs import FileSide, UnpairedItems
+from lit_gans.data.pair_items import FileSide, UnpairedItems
 from lit_gans.data.transforms import crop_transform
 from lit_gans.errors import DataError
 
@@ -44,10 +44,6 @@ class UnpairedDataModule(BaseDataModule):
                 masks = self._train.masks_a + (self._train.masks_b or [])
                 self.num_classes = int(max(int(read_mask(p).max()) for p in masks)) + 1
         return self._train
-
-    @property
-    def has_masks(self) -> bool:
-        return self._scan().masks_a is not None
 
     def data_spec(self) -> dict[str, Any]:
         files = self._scan()

@@ -1,9 +1,5 @@
 """Loss callables shared by every model (pure functions and small modules; no Lightning)."""
 
-from lit_gans.losses import (
-    pix2pix_spec,  # noqa: F401  (registers loss.spec: pix2pix)
-    unpaired_spec,  # noqa: F401  (registers the cyclegan and cut specs)
-)
 from lit_gans.losses.adversarial import (
     ADVERSARIAL_LOSSES,
     AdversarialLoss,
@@ -19,7 +15,7 @@ from lit_gans.losses.adversarial import (
 )
 from lit_gans.losses.contrastive import multilayer_patch_nce, patch_nce_loss
 from lit_gans.losses.diffusion_spec import NOISE_LOSSES, noise_l1, noise_l2
-from lit_gans.losses.objective import LossTerm, Objective
+from lit_gans.losses.objective import LossTerm, Objective, make_objective
 from lit_gans.losses.perceptual import VGGPerceptualLoss
 from lit_gans.losses.reconstruction import (
     cycle_consistency_loss,
@@ -29,7 +25,6 @@ from lit_gans.losses.reconstruction import (
 )
 from lit_gans.losses.regularizers import r1_penalty
 from lit_gans.losses.semantic import out_mask_loss, semantic_mask_loss
-from lit_gans.losses.specs import SPECS, build_objective, register_spec
 from lit_gans.losses.structure import laplacian, laplacian_loss, pixel_loss, sobel_loss, sobel_magnitude
 
 __all__ = [
@@ -38,10 +33,8 @@ __all__ = [
     "LossTerm",
     "NOISE_LOSSES",
     "Objective",
-    "SPECS",
     "VGGPerceptualLoss",
     "adversarial_loss",
-    "build_objective",
     "cycle_consistency_loss",
     "d_hinge_loss",
     "d_lsgan_loss",
@@ -62,7 +55,7 @@ __all__ = [
     "patch_nce_loss",
     "pixel_loss",
     "r1_penalty",
-    "register_spec",
+    "make_objective",
     "semantic_mask_loss",
     "sobel_loss",
     "sobel_magnitude",

@@ -1,8 +1,8 @@
-"""The denoising objective of diffusion models (``loss.spec: diffusion``): one term, the error of the
-predicted noise, logged as ``G/G_tot`` (the seed's single descending DDPM curve).
+"""The denoising objective of diffusion models: one term, the error of the predicted noise, logged as ``G/G_tot``
+(JoliGEN's single descending DDPM curve).
 
-The spec has one term named ``G_tot`` and the model config sets no ``loss.totals``: the objective's total of
-tag ``G`` (what is back-propagated, the weighted term) is then not logged a second time under the same name.
+The spec has one term named ``G_tot`` and no totals: the objective's total of group ``G`` (what is back-propagated,
+the weighted term) is then not logged a second time under the same name.
 """
 
 from __future__ import annotations
@@ -14,7 +14,6 @@ from torch import Tensor
 
 from lit_gans.errors import ConfigError
 from lit_gans.losses.objective import LossTerm
-from lit_gans.losses.specs import register_spec
 
 
 def noise_l2(eps_pred: Tensor, eps: Tensor) -> Tensor:
@@ -28,14 +27,12 @@ def noise_l1(eps_pred: Tensor, eps: Tensor) -> Tensor:
 
 
 NOISE_LOSSES: dict[str, Callable[[Tensor, Tensor], Tensor]] = {"l2": noise_l2, "l1": noise_l1}
-DIFFUSION_TERMS = ("G_tot",)
 
 
-@register_spec("diffusion", DIFFUSION_TERMS)
-def diffusion(noise_loss: str = "l2") -> dict[str, LossTerm]:
+def diffusion(noise_loss: str = "l2") -> list[LossTerm]:
     """``G_tot = ||eps_hat(x_t, t, source) - eps||`` (``noise_loss``: ``l2`` squared error, or ``l1``), tag ``G``."""
     try:
         fn = NOISE_LOSSES[noise_loss]
     except KeyError:
         raise ConfigError(f"unknown loss.noise_loss {noise_loss!r}: choose {' or '.join(NOISE_LOSSES)}") from None
-    return {"G_tot": LossTerm("G_tot", fn, 1.0, ("G",))}
+    return [LossTerm("G_tot", fn, 1.0, "G")]

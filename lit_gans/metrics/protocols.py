@@ -16,8 +16,8 @@ import torch
 from torch import Tensor
 
 from lit_gans import inference
-from lit_gans.data.multidomain import MultiDomainItems
-from lit_gans.data.pairs import PairedItems, UnpairedItems
+from lit_gans.data.domain_items import MultiDomainItems
+from lit_gans.data.pair_items import PairedItems, UnpairedItems
 from lit_gans.errors import ConfigError
 from lit_gans.metrics.distances import FeatureDistances
 from lit_gans.metrics.diversity import lpips_diversity

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import lightning as L
@@ -15,7 +15,7 @@ from torch import Tensor
 
 from lit_gans.augment import DiscriminatorAugment, build_augment
 from lit_gans.errors import ConfigError
-from lit_gans.losses.specs import build_objective
+from lit_gans.losses.objective import LossTerm, make_objective
 from lit_gans.models.ema import ema_copy, ema_update
 
 log = logging.getLogger(__name__)
@@ -77,8 +77,19 @@ def trainer_of(module: L.LightningModule) -> L.Trainer | None:
 class GANModule(L.LightningModule):
     """Base of the models here.
 
+    A subclass declares its objective: ``loss_spec`` (the function listing its loss terms, whose parameters are
+    the ``loss`` config keys: :mod:`lit_gans.losses.objective`), ``loss_totals`` (the logged name of each
+    group's total) and ``loss_other_keys`` (``loss`` keys read elsewhere, e.g. by the schedules).
+
     Args:
-        loss: the ``loss`` config block (spec, adversarial mode, weights, ``terms`` table).
+        loss: the ``loss`` config block: the values of the objective's keys (weights, adversarial mode ...).
+        optimizer: ``_target_`` + ``_partial_`` config of the optimizer class and its arguments (``lr``, ...);
+            the model gives it the parameters (:meth:`make_optimizer`).
+        scheduler: ``_target_`` + ``_partial_`` config of a learning-rate schedule taking the optimizer, or
+            ``None`` (:meth:`make_scheduler`).
+        fused_optimizer: ``None``: fused kernels on CUDA and CPU when the optimizer has them (besides speed, they
+            keep the step count on the device: the unfused ones read it on the host once per parameter and
+            step); ``True``/``False`` force it.
         latent_scale: data are multiplied by it on the way in and divided on the way out (0.18215 for SD-VAE
             latents stored unscaled, 1.0 for pixels).
         channels_last: ``"auto"`` (on CUDA), ``True`` or ``False``.
@@ -92,14 +103,24 @@ class GANModule(L.LightningModule):
     """
 
     data_layouts: tuple[str, ...] = ()  # the data items it trains on: domains | unpaired | paired
+    loss_spec: Callable[..., list[LossTerm]]
+    loss_totals: dict[str, str] = {}
+    loss_other_keys: tuple[str, ...] = ()
+    default_optimizer: dict[str, Any] = {"_target_": "torch.optim.Adam", "_partial_": True}
 
-    def __init__(self, loss: Mapping[str, Any], latent_scale: float = 1.0, channels_last: bool | str = "auto",
-                 compile: bool = False, ema_beta: float = 0.999, ema_warmup: bool = True,
-                 aug: Mapping[str, Any] | None = None):
+    def __init__(self, loss: Mapping[str, Any] | None = None, optimizer: Mapping[str, Any] | None = None,
+                 scheduler: Mapping[str, Any] | None = None, fused_optimizer: bool | None = None,
+                 latent_scale: float = 1.0, channels_last: bool | str = "auto", compile: bool = False,
+                 ema_beta: float = 0.999, ema_warmup: bool = True, aug: Mapping[str, Any] | None = None,
+                 spec_args: Mapping[str, Any] | None = None):
         super().__init__()
         self.automatic_optimization = False
-        self.loss_cfg = dict(_plain(loss))
-        self.objective = build_objective(**self.loss_cfg)
+        self.loss_cfg = dict(_plain(loss) or {})
+        self.objective = make_objective(type(self).loss_spec, self.loss_cfg, type(self).loss_totals, spec_args,
+                                        type(self).loss_other_keys)
+        self.optimizer_cfg = dict(_plain(optimizer) or type(self).default_optimizer)
+        self.scheduler_cfg = _plain(scheduler)
+        self.fused_optimizer = fused_optimizer
         self.latent_scale = float(latent_scale)
         self.channels_last_cfg = channels_last
         self.compile_nets = bool(compile)
@@ -135,6 +156,30 @@ class GANModule(L.LightningModule):
         """``None``: fused Adam/AdamW kernels on CUDA and CPU. Besides speed, the fused kernels keep the
         step count on the device; the unfused ones read it on the host once per parameter and step."""
         return self.device.type in ("cuda", "cpu") if setting is None else bool(setting)
+
+    def make_optimizer(self, params: Any, **overrides: Any) -> torch.optim.Optimizer:
+        """The configured optimizer (``model.optimizer``) over ``params`` (tensors or parameter groups), fused
+        as :meth:`use_fused_optimizer` says when the class takes ``fused``; ``overrides`` replace config values."""
+        import inspect
+
+        from hydra.utils import instantiate
+
+        build = instantiate({**self.optimizer_cfg, "_partial_": True}, _convert_="all")
+        kwargs = dict(overrides)
+        if "fused" in inspect.signature(build.func).parameters and "fused" not in build.keywords:
+            if self.use_fused_optimizer(self.fused_optimizer):
+                kwargs["fused"] = True
+        if "betas" in build.keywords and not isinstance(build.keywords["betas"], tuple):
+            kwargs.setdefault("betas", tuple(build.keywords["betas"]))
+        return build(params, **kwargs)
+
+    def make_scheduler(self, optimizer: torch.optim.Optimizer, **overrides: Any) -> Any:
+        """The configured learning-rate schedule (``model.scheduler``) of ``optimizer``, or ``None``."""
+        if not self.scheduler_cfg:
+            return None
+        from hydra.utils import instantiate
+
+        return instantiate({**self.scheduler_cfg, "_partial_": True}, _convert_="all")(optimizer, **overrides)
 
     # ------------------------------------------------------------------ updates
     def update(self, optimizer: Any, loss: Tensor) -> None:
@@ -178,7 +223,7 @@ class GANModule(L.LightningModule):
         """Build ``self.augment`` from the ``aug`` block for discriminators that see ``channels`` channels
         (latents when ``latent_scale != 1``). LSGAN's discriminator aims at 1 for real and 0 for fake, so
         its "real" side of the overfitting heuristic is ``D(x) > 0.5``; the other modes' is ``D(x) > 0``."""
-        midpoint = 0.5 if self.loss_cfg.get("adversarial") == "lsgan" else 0.0
+        midpoint = 0.5 if self.objective.config.get("adversarial") == "lsgan" else 0.0
         self.augment = build_augment(self.aug_cfg, channels, latent=self.latent_scale != 1.0,
                                      logit_midpoint=midpoint)
 

@@ -26,6 +26,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
+from lit_gans.losses.unpaired_spec import cut
 from lit_gans.models.unpaired import UnpairedGAN
 from lit_gans.nets.patch_projection import PatchProjection
 
@@ -46,6 +47,7 @@ class CUT(UnpairedGAN):
         discriminator, Xavier-normal initialisation with gain 0.02 (``--init_type xavier``), no fake pool.
     """
 
+    loss_spec = staticmethod(cut)
     spec_name = "cut"
     gan_domains = ("B",)
     mask_directions = ("AB",)

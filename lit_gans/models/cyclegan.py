@@ -22,6 +22,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
+from lit_gans.losses.unpaired_spec import cyclegan
 from lit_gans.models.unpaired import UnpairedGAN
 
 
@@ -30,6 +31,7 @@ class CycleGAN(UnpairedGAN):
     ``fake_B``) and ``D_A[<name>]``. Arguments: see :class:`~lit_gans.models.unpaired.UnpairedGAN`
     (``pool_size`` 50 and LSGAN by default, as the original)."""
 
+    loss_spec = staticmethod(cyclegan)
     spec_name = "cyclegan"
     gan_domains = ("A", "B")
     mask_directions = ("AB", "BA")

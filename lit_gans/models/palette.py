@@ -24,6 +24,7 @@ from torch import Tensor
 
 from lit_gans.diffusion import SAMPLERS, NoiseSchedule, sample
 from lit_gans.errors import ConfigError
+from lit_gans.losses.diffusion_spec import diffusion as diffusion_terms
 from lit_gans.models.base import GANModule, _plain, trainer_of
 from lit_gans.nets.palette_unet import PaletteUNet
 
@@ -44,14 +45,11 @@ SAMPLING_DEFAULTS: dict[str, Any] = {
     "grid_eta": 0.0,
     "grid_seed": 0,  # the grids start from the same noise every time
 }
-OPTIM_DEFAULTS: dict[str, Any] = {
-    "lr": 1e-4,
-    "betas": (0.9, 0.999),
-    "weight_decay": 0.0,
-    "warmup_steps": 1000,  # linear warm-up from lr/warmup_steps to lr over these batches (0: none)
-    "fused": None,  # None: fused kernels on CUDA and CPU (the step count stays on the device)
-}
-LOSS_DEFAULT: dict[str, Any] = {"spec": "diffusion", "noise_loss": "l2", "totals": {}}
+# Palette's optimizer (AdamW 1e-4) and linear warm-up of the learning rate over the first batches.
+OPTIMIZER = {"_target_": "torch.optim.AdamW", "_partial_": True, "lr": 1e-4, "betas": (0.9, 0.999),
+             "weight_decay": 0.0}
+SCHEDULER = {"_target_": "lit_gans.models.schedulers.linear_warmup_scheduler", "_partial_": True,
+             "warmup_steps": 1000}
 NOISE_TERM = "G_tot"  # the diffusion spec's one term
 
 
@@ -70,15 +68,6 @@ def rank_generator(device: torch.device | str, rank: int) -> torch.Generator:
     return torch.Generator(device=device).manual_seed((torch.initial_seed() + 1_000_003 * rank) % 2**63)
 
 
-def warmup_factor(warmup_steps: int):
-    """``LambdaLR`` factor of the 0-based batch count: ``min(1, (step + 1) / warmup_steps)``."""
-
-    def factor(step: int) -> float:
-        return 1.0 if warmup_steps <= 0 else min(1.0, (step + 1) / warmup_steps)
-
-    return factor
-
-
 class Palette(GANModule):
     """Args:
         img_size: height and width of images/latents (set from the data when null through Hydra).
@@ -89,7 +78,8 @@ class Palette(GANModule):
         diffusion: ``timesteps`` (T), ``noise_schedule`` (linear | cosine), ``beta_start``, ``beta_end``, ``cosine_s``.
         sampling: ``sampler`` (ddim | ddpm), ``steps``, ``eta``, ``clip_denoised`` for :meth:`translate`;
             ``grid_sampler``, ``grid_steps``, ``grid_eta``, ``grid_seed`` for the sample grids.
-        optim: AdamW ``lr``, ``betas``, ``weight_decay``, ``warmup_steps``, ``fused``.
+        optimizer, scheduler, fused_optimizer: see :class:`~lit_gans.models.base.GANModule` (defaults: AdamW
+            1e-4, a linear warm-up over 1000 batches: ``OPTIMIZER``, ``SCHEDULER``).
         loss: the ``loss`` config block (spec ``diffusion``).
         latent_scale: 0.18215 for unscaled SD-VAE latents, 1.0 for pixels.
         ema_beta: decay of the UNet's moving average used for sampling (0.9999 as Palette).
@@ -98,20 +88,24 @@ class Palette(GANModule):
     """
 
     data_layouts = ("paired",)  # the items it trains on (see BaseDataModule.layout)
+    loss_spec = staticmethod(diffusion_terms)
+    default_optimizer = OPTIMIZER
 
     def __init__(self, img_size: int = 64, in_channels: int = 3, cond_channels: int | None = None, channels: int = 32,
                  channel_mults: tuple[int, ...] = (1, 2, 4, 4), num_res_blocks: int = 2,
                  attn_res: tuple[int, ...] = (16,), num_heads: int | None = None, num_head_channels: int | None = 32,
                  dropout: float = 0.1, norm_groups: int = 32, checkpointing: bool = False,
                  diffusion: Mapping[str, Any] | None = None, sampling: Mapping[str, Any] | None = None,
-                 optim: Mapping[str, Any] | None = None, loss: Mapping[str, Any] | None = None,
+                 optimizer: Mapping[str, Any] | None = None, scheduler: Mapping[str, Any] | None = SCHEDULER,
+                 fused_optimizer: bool | None = None, loss: Mapping[str, Any] | None = None,
                  latent_scale: float | None = 1.0, ema_beta: float = 0.9999, ema_warmup: bool = True,
                  channels_last: bool | str = "auto", compile: bool = False, vae: Mapping[str, Any] | None = None):
         if latent_scale is None:
             raise ConfigError("model.latent_scale is null and the data has no VAE scaling factor: set "
                               "model.latent_scale (1.0 for pixels, 0.18215 for SD 1.x latents)")
-        super().__init__(loss=_plain(loss) or LOSS_DEFAULT, latent_scale=latent_scale, channels_last=channels_last,
-                         compile=compile, ema_beta=ema_beta, ema_warmup=ema_warmup)
+        super().__init__(loss=loss, optimizer=optimizer, scheduler=scheduler, fused_optimizer=fused_optimizer,
+                         latent_scale=latent_scale, channels_last=channels_last, compile=compile, ema_beta=ema_beta,
+                         ema_warmup=ema_warmup)
         if img_size is None:
             raise ValueError("img_size must be set (train.py fills it from the data when the config says null)")
         self.net_cfg = {"img_size": img_size, "in_channels": in_channels, "cond_channels": cond_channels,
@@ -120,7 +114,6 @@ class Palette(GANModule):
                         "dropout": dropout, "norm_groups": norm_groups, "checkpointing": checkpointing}
         self.diffusion_cfg = _merge(DIFFUSION_DEFAULTS, diffusion, "diffusion")
         self.sampling_cfg = _merge(SAMPLING_DEFAULTS, sampling, "sampling")
-        self.optim_cfg = _merge(OPTIM_DEFAULTS, optim, "optim")
         for key in ("sampler", "grid_sampler"):
             if self.sampling_cfg[key] not in SAMPLERS:
                 raise ConfigError(f"model.sampling.{key}={self.sampling_cfg[key]!r}: choose {' or '.join(SAMPLERS)}")
@@ -132,8 +125,6 @@ class Palette(GANModule):
         self.add_ema("unet")
         self._rng: torch.Generator | None = None  # training draws (see rank_generator); made at the first step
         self._rng_state: Tensor | None = None  # from a checkpoint
-        if NOISE_TERM not in self.objective.terms:
-            raise ConfigError(f"Palette needs loss.spec=diffusion (a {NOISE_TERM} term), got loss.spec={self.loss_cfg.get('spec')!r}")
 
     # ------------------------------------------------------------------ configuration
     def expected_data(self) -> dict[str, Any]:
@@ -150,12 +141,10 @@ class Palette(GANModule):
         return [self.unet]
 
     def configure_optimizers(self):
-        o = self.optim_cfg
-        kw: dict[str, Any] = {"lr": o["lr"], "betas": tuple(o["betas"]), "weight_decay": o["weight_decay"]}
-        if self.use_fused_optimizer(o["fused"]):
-            kw["fused"] = True
-        opt = torch.optim.AdamW(self.unet.parameters(), **kw)
-        warmup = torch.optim.lr_scheduler.LambdaLR(opt, warmup_factor(int(o["warmup_steps"])))
+        opt = self.make_optimizer(self.unet.parameters())
+        warmup = self.make_scheduler(opt)
+        if warmup is None:
+            return opt
         return {"optimizer": opt, "lr_scheduler": {"scheduler": warmup, "interval": "step"}}
 
     # ------------------------------------------------------------------ training

@@ -25,18 +25,18 @@ import torch
 from torch import Tensor, nn
 
 from lit_gans.errors import ConfigError
+from lit_gans.losses.pix2pix_spec import TOTALS, pix2pix
 from lit_gans.models.base import GANModule, _plain, trainer_of
-from lit_gans.models.schedulers import linear_decay_scheduler
 from lit_gans.nets.patchgan import PatchDiscriminator
 from lit_gans.nets.unet import UnetGenerator
 
 log = logging.getLogger(__name__)
 
-OPTIM_DEFAULTS: dict[str, Any] = {
-    "lr": 2e-4,
-    "betas": (0.5, 0.999),
-    "fused": None,  # None: fused kernels (CUDA and CPU)
-}
+# The paper's training settings: Adam 2e-4 (0.5, 0.999), constant then linearly decaying learning rate (epochs
+# null: half of trainer.max_epochs each).
+OPTIMIZER = {"_target_": "torch.optim.Adam", "_partial_": True, "lr": 2e-4, "betas": (0.5, 0.999)}
+SCHEDULER = {"_target_": "lit_gans.models.schedulers.linear_decay_scheduler", "_partial_": True, "n_epochs": None,
+             "n_epochs_decay": None}
 # Generator terms called as fn(fake_B, real_B), in the order they are computed.
 PAIR_TERMS = ("G_L1", "G_L2", "G_SOBEL", "G_LAP", "G_VGG")
 
@@ -72,10 +72,12 @@ class Pix2Pix(GANModule):
             are not bounded to [-1, 1]).
         eval_mode: ``False`` (the paper): translate with batch-norm on each batch's statistics and dropout on,
             as in training; ``True``: with running statistics and no dropout (the original's ``--eval``).
-        n_epochs, n_epochs_decay: epochs at the initial learning rate, then of linear decay to 0; ``None``:
-            half of ``trainer.max_epochs`` each (the paper's 100 + 100 for 200 epochs).
-        optim: Adam settings of both networks (``lr`` 2e-4, ``betas`` (0.5, 0.999)).
-        loss: the ``loss`` config block (spec ``pix2pix``).
+        optimizer, fused_optimizer: see :class:`~lit_gans.models.base.GANModule` (default: Adam 2e-4,
+            betas (0.5, 0.999), for both networks).
+        scheduler: the learning-rate schedule; its ``n_epochs`` and ``n_epochs_decay`` (epochs at the initial
+            rate, then of linear decay to 0) default to half of ``trainer.max_epochs`` each when ``None`` (the
+            paper's 100 + 100 for 200 epochs).
+        loss: the ``loss`` config block (:func:`lit_gans.losses.pix2pix_spec.pix2pix`).
         latent_scale: 0.18215 for unscaled SD-VAE latents, 1.0 for pixels.
         vae: optional ``{"path": ..., "subfolder": ...}`` of an SD VAE to decode latents for viewing.
         aug: the ``aug`` config block: augmentation of the (source, image) pairs the discriminator sees, one
@@ -83,30 +85,31 @@ class Pix2Pix(GANModule):
     """
 
     data_layouts = ("paired",)  # the items it trains on (see BaseDataModule.layout)
+    loss_spec = staticmethod(pix2pix)
+    loss_totals = TOTALS
+    default_optimizer = OPTIMIZER
 
     def __init__(self, img_size: int = 256, in_channels: int = 3, out_channels: int | None = None,
                  num_downs: int | None = None, ngf: int = 64, ndf: int = 64, n_layers_d: int = 3, norm: str = "batch",
                  dropout: float = 0.5, output_activation: str = "auto", eval_mode: bool = False,
-                 n_epochs: int | None = None, n_epochs_decay: int | None = None,
-                 optim: Mapping[str, Any] | None = None, loss: Mapping[str, Any] | None = None,
+                 optimizer: Mapping[str, Any] | None = None, scheduler: Mapping[str, Any] | None = SCHEDULER,
+                 fused_optimizer: bool | None = None, loss: Mapping[str, Any] | None = None,
                  latent_scale: float | None = 1.0, channels_last: bool | str = "auto", compile: bool = False,
                  vae: Mapping[str, Any] | None = None, aug: Mapping[str, Any] | None = None):
-        loss = _plain(loss) or {"spec": "pix2pix", "totals": {"G": "G_tot", "D": "D_tot"}}
         latent_scale = 1.0 if latent_scale is None else latent_scale
-        super().__init__(loss=loss, latent_scale=latent_scale, channels_last=channels_last, compile=compile, aug=aug)
+        super().__init__(loss=loss, optimizer=optimizer, scheduler=scheduler, fused_optimizer=fused_optimizer,
+                         latent_scale=latent_scale, channels_last=channels_last, compile=compile, aug=aug)
         out_channels = in_channels if out_channels is None else out_channels
         num_downs = self.levels_for(img_size, num_downs)
         if output_activation == "auto":
             output_activation = "tanh" if latent_scale == 1.0 else "none"
         if "G_VGG" in self.objective.terms and out_channels != 3:
-            raise ConfigError(f"the VGG perceptual loss (loss.subspec {self.loss_cfg.get('subspec')}) needs RGB "
+            raise ConfigError(f"the VGG perceptual loss (loss.subspec {self.objective.config.get('subspec')}) needs RGB "
                               f"targets, the model makes {out_channels} channels: use a sub-spec without +vgg")
         self.net_cfg = {"img_size": img_size, "in_channels": in_channels, "out_channels": out_channels,
                         "num_downs": num_downs, "ngf": ngf, "ndf": ndf, "n_layers_d": n_layers_d, "norm": norm,
                         "dropout": dropout, "output_activation": output_activation}
         self.eval_mode = bool(eval_mode)
-        self.schedule_cfg = {"n_epochs": n_epochs, "n_epochs_decay": n_epochs_decay}
-        self.optim_cfg = {**OPTIM_DEFAULTS, **(_plain(optim) or {})}
         self.vae_cfg = _plain(vae)
         self.save_hyperparameters(logger=False)
         self.generator = UnetGenerator(in_channels, out_channels, num_downs, ngf, norm, dropout, output_activation)
@@ -137,7 +140,8 @@ class Pix2Pix(GANModule):
 
     def lr_schedule(self) -> tuple[int, int]:
         """``(n_epochs, n_epochs_decay)``: as configured, else ``trainer.max_epochs`` split in halves."""
-        n, decay = self.schedule_cfg["n_epochs"], self.schedule_cfg["n_epochs_decay"]
+        cfg = self.scheduler_cfg or {}
+        n, decay = cfg.get("n_epochs"), cfg.get("n_epochs_decay")
         if n is not None and decay is not None:
             return int(n), int(decay)
         trainer = trainer_of(self)
@@ -148,15 +152,11 @@ class Pix2Pix(GANModule):
         return (max_epochs - decay if n is None else int(n)), decay
 
     def configure_optimizers(self):
-        o = self.optim_cfg
-        kw: dict[str, Any] = {"lr": o["lr"], "betas": tuple(o["betas"])}
-        if self.use_fused_optimizer(o["fused"]):
-            kw["fused"] = True
-        opt_d = torch.optim.Adam(self.discriminator.parameters(), **kw)
-        opt_g = torch.optim.Adam(self.generator.parameters(), **kw)
+        opt_d = self.make_optimizer(self.discriminator.parameters())
+        opt_g = self.make_optimizer(self.generator.parameters())
         n_epochs, n_epochs_decay = self.lr_schedule()
-        schedulers = [{"scheduler": linear_decay_scheduler(opt, n_epochs, n_epochs_decay), "interval": "epoch"}
-                      for opt in (opt_d, opt_g)]
+        schedulers = [{"scheduler": s, "interval": "epoch"} for opt in (opt_d, opt_g)
+                      if (s := self.make_scheduler(opt, n_epochs=n_epochs, n_epochs_decay=n_epochs_decay))]
         return [opt_d, opt_g], schedulers
 
     # ------------------------------------------------------------------ training

@@ -25,17 +25,10 @@ import torch
 from torch import Tensor
 
 from lit_gans.errors import ConfigError
+from lit_gans.losses.stargan_spec import SCHEDULE_KEYS, TOTALS, stargan_v2
 from lit_gans.models.base import GANModule, _plain, eager
 from lit_gans.nets.fan import FAN, load_fan
 from lit_gans.nets.stargan_v2 import Discriminator, Generator, MappingNetwork, StyleEncoder
-
-OPTIM_DEFAULTS: dict[str, Any] = {
-    "lr": 1e-4,
-    "f_lr": 1e-6,
-    "betas": (0.0, 0.99),
-    "weight_decay": 1e-4,
-    "fused": None,  # None: fused kernels on CUDA and CPU
-}
 
 
 class StarGANv2(GANModule):
@@ -47,7 +40,9 @@ class StarGANv2(GANModule):
         max_conv_dim: width cap of all convolutional nets.
         style_dim: style code size. latent_dim: random code size. mapping_dim: hidden width of F.
         n_down: down-sampling blocks of G; ``None`` for the official ``log2(img_size) - 4``.
-        optim: Adam settings for G, E, D (``lr``) and F (``f_lr``), as the original.
+        optimizer: the optimizer of G, E, D (and F at ``mapping_lr``): the official Adam, lr 1e-4, betas
+            (0, 0.99), weight decay 1e-4 (see :class:`~lit_gans.models.base.GANModule`).
+        mapping_lr: the mapping network F's learning rate (the official 1e-6).
         ds_paths: paths whose two fakes the diversity term compares: ``latent`` (``z1``/``z2``, the seed's),
             ``ref`` (``x_ref``/``x_ref2``, which the data then loads); the official code uses both.
         ds_detach_second: no gradient through the second fake of each pair (the official ``x_fake2.detach()``).
@@ -65,23 +60,29 @@ class StarGANv2(GANModule):
     """
 
     data_layouts = ("domains",)  # the items it trains on (see BaseDataModule.layout)
+    loss_spec = staticmethod(stargan_v2)
+    loss_totals = TOTALS
+    loss_other_keys = SCHEDULE_KEYS
+    default_optimizer = {"_target_": "torch.optim.Adam", "_partial_": True, "lr": 1e-4, "betas": (0.0, 0.99),
+                         "weight_decay": 1e-4}
 
     def __init__(self, img_size: int = 256, in_channels: int = 3, num_domains: int = 2, dim: int | None = None,
                  max_conv_dim: int = 512, style_dim: int = 64, latent_dim: int = 16, mapping_dim: int = 512,
-                 n_down: int | None = None, optim: Mapping[str, Any] | None = None,
+                 n_down: int | None = None, optimizer: Mapping[str, Any] | None = None, mapping_lr: float = 1e-6,
+                 fused_optimizer: bool | None = None,
                  ds_paths: Sequence[str] = ("latent",), ds_detach_second: bool = False, w_hpf: float = 0.0,
                  fan_path: str | None = None, loss: Mapping[str, Any] | None = None, latent_scale: float = 1.0, ema_beta: float = 0.999,
                  ema_warmup: bool = True, channels_last: bool | str = "auto", compile: bool = False,
                  vae: Mapping[str, Any] | None = None, aug: Mapping[str, Any] | None = None):
-        loss = _plain(loss) or {"spec": "stargan_v2", "totals": {"D": "d_loss", "G": "g_loss"}}
-        super().__init__(loss=loss, latent_scale=latent_scale, channels_last=channels_last, compile=compile,
-                         ema_beta=ema_beta, ema_warmup=ema_warmup, aug=aug)
+        super().__init__(loss=loss, optimizer=optimizer, fused_optimizer=fused_optimizer, latent_scale=latent_scale,
+                         channels_last=channels_last, compile=compile, ema_beta=ema_beta, ema_warmup=ema_warmup,
+                         aug=aug)
         if num_domains is None:
             raise ValueError("num_domains must be set (train.py fills it from the data when the config says null)")
         self.net_cfg = {"img_size": img_size, "in_channels": in_channels, "num_domains": num_domains, "dim": dim,
                         "max_conv_dim": max_conv_dim, "style_dim": style_dim, "latent_dim": latent_dim,
                         "mapping_dim": mapping_dim, "n_down": n_down}
-        self.optim_cfg = {**OPTIM_DEFAULTS, **(_plain(optim) or {})}
+        self.mapping_lr = float(mapping_lr)
         self.ds_paths = tuple(dict.fromkeys(_plain(ds_paths) or ()))
         if not self.ds_paths or set(self.ds_paths) - {"latent", "ref"}:
             raise ConfigError(f"model.ds_paths={list(self.ds_paths)}: choose one or both of latent, ref")
@@ -127,20 +128,14 @@ class StarGANv2(GANModule):
         return [self.generator, self.mapping_network, self.style_encoder, self.discriminator]
 
     def configure_optimizers(self):
-        o = self.optim_cfg
-        kw = {"lr": o["lr"], "betas": tuple(o["betas"]), "weight_decay": o["weight_decay"],
-              "fused": self.use_fused_optimizer(o["fused"])}
-        opt_d = torch.optim.Adam(self.discriminator.parameters(), **kw)
+        opt_d = self.make_optimizer(self.discriminator.parameters())
         # One optimizer for G, E and F (F at its own learning rate): Adam is per-parameter, so this equals
         # the original's three optimizers and steps them in one fused kernel.
-        opt_g = torch.optim.Adam(
-            [
-                {"params": self.generator.parameters()},
-                {"params": self.style_encoder.parameters()},
-                {"params": self.mapping_network.parameters(), "lr": o["f_lr"]},
-            ],
-            **kw,
-        )
+        opt_g = self.make_optimizer([
+            {"params": self.generator.parameters()},
+            {"params": self.style_encoder.parameters()},
+            {"params": self.mapping_network.parameters(), "lr": self.mapping_lr},
+        ])
         return opt_d, opt_g
 
     # ------------------------------------------------------------------ training

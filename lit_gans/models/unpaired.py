@@ -16,23 +16,19 @@ import torch
 from torch import Tensor, nn
 
 from lit_gans.errors import ConfigError
+from lit_gans.losses.unpaired_spec import OTHER_KEYS, TOTALS
 from lit_gans.models.base import GANModule, _plain
 from lit_gans.models.image_pool import ImagePool
-from lit_gans.models.schedulers import linear_decay_scheduler
 from lit_gans.nets.discriminators import build_discriminator
 from lit_gans.nets.resnet import ResnetGenerator, default_n_blocks
 from lit_gans.nets.segmenter import UNetSegmenter
 
 log = logging.getLogger(__name__)
 
-OPTIM_DEFAULTS: dict[str, Any] = {
-    "lr": 2e-4,            # G, D (and CUT's projection heads)
-    "betas": (0.5, 0.999),
-    "f_s_lr": 2e-4,        # the segmenter (JoliGEN's train_sem_lr_f_s)
-    "n_epochs": 100,       # constant learning rate for n_epochs epochs,
-    "n_epochs_decay": 100,  # then linearly down to 0 over n_epochs_decay epochs
-    "fused": None,         # None: fused Adam on CUDA and CPU (no host sync in the step)
-}
+# The CycleGAN/CUT code's training settings: Adam 2e-4 (0.5, 0.999), constant then linearly decaying learning rate.
+OPTIMIZER = {"_target_": "torch.optim.Adam", "_partial_": True, "lr": 2e-4, "betas": (0.5, 0.999)}
+SCHEDULER = {"_target_": "lit_gans.models.schedulers.linear_decay_scheduler", "_partial_": True, "n_epochs": 100,
+             "n_epochs_decay": 100}
 
 
 class UnpairedGAN(GANModule):
@@ -43,18 +39,20 @@ class UnpairedGAN(GANModule):
         in_channels: 3 for RGB, 4 for SD-VAE latents.
         ngf, n_blocks, norm, antialias, dropout: the ResNet generator (``n_blocks=None``: 9 at 256 px and
             above, 6 below).
-        out_activation: ``tanh`` (pixels in [-1, 1]), ``none``, or ``auto``: tanh for pixels and none for
+        output_activation: ``tanh`` (pixels in [-1, 1]), ``none``, or ``auto``: tanh for pixels and none for
             latents (``latent_scale != 1``).
         discriminators: names from :data:`lit_gans.nets.discriminators.DISCRIMINATORS`, one discriminator of
             each per judged domain, each with its own losses and its own parameter group.
-        ndf, n_layers_D, norm_D: the PatchGANs. num_scales: scales of the ``multiscale`` discriminator.
+        ndf, n_layers_d, norm_d: the PatchGANs. num_scales: scales of the ``multiscale`` discriminator.
         antialias_d: blur-pooled down-sampling in the PatchGANs (CUT's default discriminator).
         init, init_gain: initialisation of G, the discriminators and CUT's heads
             (:func:`~lit_gans.nets.patchgan.init_weights`: CycleGAN ``normal`` 0.02, CUT ``xavier`` 0.02).
         pool_size: past fakes the discriminators also see (CycleGAN 50, CUT 0).
         sem_mask: train the segmenter ``f_s`` on the real masks and add the mask-conservation terms.
         num_classes: mask classes (``None`` in config = the data's). f_s_width: the segmenter's base width.
-        optim: Adam and learning-rate schedule settings (see ``OPTIM_DEFAULTS``).
+        optimizer, scheduler, fused_optimizer: see :class:`~lit_gans.models.base.GANModule` (defaults: the
+            original's Adam and linear decay, ``OPTIMIZER``, ``SCHEDULER``).
+        f_s_lr: the segmenter's learning rate (JoliGEN's ``train_sem_lr_f_s``).
         loss: the ``loss`` config block.
         latent_scale: data multiplier (``None``: 1, or the latent file's VAE scaling factor through Hydra).
         vae: optional ``{"path": ..., "subfolder": ...}`` of an SD VAE to decode latents for the grids.
@@ -63,33 +61,37 @@ class UnpairedGAN(GANModule):
 
     data_layouts = ("unpaired", "paired")  # the items it trains on (see BaseDataModule.layout)
 
+    loss_totals = TOTALS
+    loss_other_keys = OTHER_KEYS
+    default_optimizer = OPTIMIZER
     spec_name = ""
     gan_domains: tuple[str, ...] = ()
     mask_directions: tuple[str, ...] = ()
 
     def __init__(self, img_size: int | None = None, in_channels: int = 3, ngf: int = 64, n_blocks: int | None = None,
-                 norm: str = "instance", antialias: bool = False, dropout: bool = False, out_activation: str = "auto",
-                 discriminators: Iterable[str] = ("basic",), ndf: int = 64, n_layers_D: int = 3,
-                 norm_D: str = "instance", num_scales: int = 2, antialias_d: bool = False, init: str = "normal",
+                 norm: str = "instance", antialias: bool = False, dropout: bool = False,
+                 output_activation: str = "auto", discriminators: Iterable[str] = ("basic",), ndf: int = 64,
+                 n_layers_d: int = 3, norm_d: str = "instance", num_scales: int = 2, antialias_d: bool = False, init: str = "normal",
                  init_gain: float = 0.02, pool_size: int = 0, sem_mask: bool = False,
-                 num_classes: int | None = None, f_s_width: int = 32, optim: Mapping[str, Any] | None = None,
-                 loss: Mapping[str, Any] | None = None, latent_scale: float | None = None,
+                 num_classes: int | None = None, f_s_width: int = 32, optimizer: Mapping[str, Any] | None = None,
+                 scheduler: Mapping[str, Any] | None = SCHEDULER, fused_optimizer: bool | None = None,
+                 f_s_lr: float = 2e-4, loss: Mapping[str, Any] | None = None, latent_scale: float | None = None,
                  channels_last: bool | str = "auto", compile: bool = False, vae: Mapping[str, Any] | None = None,
                  aug: Mapping[str, Any] | None = None):
         discriminators = list(_plain(discriminators))
-        loss = {"spec": self.spec_name, "totals": {"G": "G_tot", "D": "D_tot"}, **(_plain(loss) or {}),
-                "discriminators": discriminators, "sem_mask": bool(sem_mask)}
         latent_scale = 1.0 if latent_scale is None else float(latent_scale)
-        super().__init__(loss=loss, latent_scale=latent_scale, channels_last=channels_last, compile=compile, aug=aug)
+        super().__init__(loss=loss, optimizer=optimizer, scheduler=scheduler, fused_optimizer=fused_optimizer,
+                         latent_scale=latent_scale, channels_last=channels_last, compile=compile, aug=aug,
+                         spec_args={"discriminators": discriminators, "sem_mask": bool(sem_mask)})
         if img_size is None:
             raise ValueError("img_size must be set (train.py fills it from the data when the config says null)")
-        if out_activation == "auto":
-            out_activation = "tanh" if latent_scale == 1.0 else "none"
+        if output_activation == "auto":
+            output_activation = "tanh" if latent_scale == 1.0 else "none"
         self.net_cfg = {"img_size": img_size, "in_channels": in_channels, "ngf": ngf,
                         "n_blocks": default_n_blocks(img_size) if n_blocks is None else n_blocks, "norm": norm,
-                        "antialias": antialias, "dropout": dropout, "out_activation": out_activation,
+                        "antialias": antialias, "dropout": dropout, "output_activation": output_activation,
                         "init": init, "init_gain": init_gain}
-        self.optim_cfg = {**OPTIM_DEFAULTS, **(_plain(optim) or {})}
+        self.f_s_lr = float(f_s_lr)
         self.vae_cfg = _plain(vae)
         self.discriminator_names = discriminators
         self.sem_mask = bool(sem_mask)
@@ -97,7 +99,7 @@ class UnpairedGAN(GANModule):
         self.use_masks_b = self.sem_mask
         self.save_hyperparameters(logger=False)
 
-        d_kw = {"in_channels": in_channels, "ndf": ndf, "n_layers": n_layers_D, "norm": norm_D,
+        d_kw = {"in_channels": in_channels, "ndf": ndf, "n_layers": n_layers_d, "norm": norm_d,
                 "num_scales": num_scales, "antialias": antialias_d, "init": init, "init_gain": init_gain}
         for dom in self.gan_domains:
             setattr(self, f"D_{dom}", nn.ModuleDict({n: build_discriminator(n, **d_kw) for n in discriminators}))
@@ -113,7 +115,7 @@ class UnpairedGAN(GANModule):
     def make_generator(self) -> ResnetGenerator:
         n = self.net_cfg
         return ResnetGenerator(n["in_channels"], n["in_channels"], n["ngf"], n["n_blocks"], n["norm"], n["antialias"],
-                               n["dropout"], n["out_activation"], n["init"], n["init_gain"])
+                               n["dropout"], n["output_activation"], n["init"], n["init_gain"])
 
     # ------------------------------------------------------------------ configuration
     def expected_data(self) -> dict[str, Any]:
@@ -138,7 +140,7 @@ class UnpairedGAN(GANModule):
         if self.sem_mask and not self.use_masks_b:
             for name in ("G_sem_mask_BA", "G_out_mask_BA"):
                 if name in self.objective.terms:
-                    self.objective.set_weight(name, 0.0)
+                    self.objective.switch_off(name)
             log.info("domain B has no masks: f_s learns from A only%s",
                      " and G_sem_mask_BA / G_out_mask_BA are off" if "BA" in self.mask_directions else "")
 
@@ -153,24 +155,21 @@ class UnpairedGAN(GANModule):
         return nets + ([self.f_s] if self.f_s is not None else [])
 
     def configure_optimizers(self):
-        o = self.optim_cfg
-        kw: dict[str, Any] = {"lr": o["lr"], "betas": tuple(o["betas"]), "fused": self.use_fused_optimizer(o["fused"])}
-        opt_g = torch.optim.Adam(self.generator_param_groups(), **kw)
+        opt_g = self.make_optimizer(self.generator_param_groups())
         # One optimizer, one parameter group per discriminator: Adam is per-parameter, so this equals one
         # optimizer per discriminator, stepped in one fused kernel.
-        opt_d = torch.optim.Adam([{"params": list(d.parameters()), "name": f"D_{dom}_{name}"}
-                                  for dom in self.gan_domains for name, d in self.discriminators_of(dom).items()], **kw)
+        opt_d = self.make_optimizer([{"params": list(d.parameters()), "name": f"D_{dom}_{name}"}
+                                     for dom in self.gan_domains for name, d in self.discriminators_of(dom).items()])
         optimizers = [opt_g, opt_d]
         if self.f_s is not None:
-            optimizers.append(torch.optim.Adam(self.f_s.parameters(), **{**kw, "lr": o["f_s_lr"]}))
-        schedulers = [{"scheduler": linear_decay_scheduler(opt, int(o["n_epochs"]), int(o["n_epochs_decay"])),
-                       "interval": "epoch"} for opt in optimizers]
+            optimizers.append(self.make_optimizer(self.f_s.parameters(), lr=self.f_s_lr))
+        schedulers = [{"scheduler": s, "interval": "epoch"} for s in map(self.make_scheduler, optimizers) if s]
         return optimizers, schedulers
 
     # ------------------------------------------------------------------ loss pieces used by the steps
     def tag_active(self, tag: str) -> bool:
         """Whether any term of the tag has a non-zero weight (else its network's update is skipped)."""
-        return any(tag in term.tags and self.objective.active(name) for name, term in self.objective.terms.items())
+        return any(term.group == tag and self.objective.active(name) for name, term in self.objective.terms.items())
 
     def generator_adversarial(self, domain: str, fake: Tensor) -> None:
         """``G_GAN_D_<domain>_<name>`` for every discriminator of ``domain`` (skipped at weight 0), on the
@@ -197,7 +196,7 @@ class UnpairedGAN(GANModule):
     def f_s_gate(self) -> Tensor | float:
         """1 once f_s's last loss is at most ``loss.f_s_threshold`` (0 before), as a device tensor; 1 without
         a threshold."""
-        threshold = self.loss_cfg.get("f_s_threshold")
+        threshold = self.loss_cfg.get("f_s_threshold", 1.0)
         if threshold is None:
             return 1.0
         return (self.f_s_last <= float(threshold)).float()

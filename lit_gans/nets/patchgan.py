@@ -16,23 +16,15 @@ from lit_gans.nets.antialias import BlurDownsample
 INIT_TYPES = ("normal", "xavier", "kaiming", "orthogonal")
 
 
-def norm_layer(kind: str) -> type[nn.Module] | None:
-    """``batch`` (affine), ``instance`` (no affine, no running stats, as CycleGAN) or ``none``."""
-    if kind == "batch":
-        return nn.BatchNorm2d
-    if kind == "instance":
-        return nn.InstanceNorm2d
-    if kind == "none":
-        return None
-    raise ValueError(f"unknown norm {kind!r}: batch, instance or none")
-
-
 def make_norm(kind: str, channels: int) -> nn.Module:
+    """``batch`` (affine), ``instance`` (no affine, no running stats, as CycleGAN) or ``none`` (identity)."""
     if kind == "batch":
         return nn.BatchNorm2d(channels)
     if kind == "instance":
         return nn.InstanceNorm2d(channels, affine=False, track_running_stats=False)
-    return nn.Identity()
+    if kind == "none":
+        return nn.Identity()
+    raise ValueError(f"unknown norm {kind!r}: batch, instance or none")
 
 
 def init_weights(net: nn.Module, gain: float = 0.02, kind: str = "normal") -> nn.Module:

@@ -58,18 +58,18 @@ class ResnetGenerator(nn.Module):
             passes through a generator into one, which is exact only for per-sample normalisation.
         antialias: CUT's blur-pool down- and blur up-sampling (see the module docstring).
         dropout: dropout 0.5 inside the residual blocks (off in CycleGAN and CUT).
-        out_activation: ``tanh`` for pixels in [-1, 1], ``none`` for latents.
+        output_activation: ``tanh`` for pixels in [-1, 1], ``none`` for latents.
         init, init_gain: see :func:`~lit_gans.nets.patchgan.init_weights` (CycleGAN: normal; CUT: xavier).
     """
 
     def __init__(self, in_channels: int = 3, out_channels: int | None = None, ngf: int = 64, n_blocks: int = 9,
-                 norm: str = "instance", antialias: bool = False, dropout: bool = False, out_activation: str = "tanh",
+                 norm: str = "instance", antialias: bool = False, dropout: bool = False, output_activation: str = "tanh",
                  init: str = "normal", init_gain: float = 0.02):
         super().__init__()
         if norm not in ("instance", "none"):
             raise ValueError(f"generator norm must be instance or none, got {norm!r}")
-        if out_activation not in ("tanh", "none"):
-            raise ValueError(f"out_activation must be tanh or none, got {out_activation!r}")
+        if output_activation not in ("tanh", "none"):
+            raise ValueError(f"output_activation must be tanh or none, got {output_activation!r}")
         out_channels = in_channels if out_channels is None else out_channels
         layers: list[nn.Module] = [nn.ReflectionPad2d(3), nn.Conv2d(in_channels, ngf, 7), make_norm(norm, ngf),
                                    nn.ReLU(True)]
@@ -88,7 +88,7 @@ class ResnetGenerator(nn.Module):
                 layers += [nn.ConvTranspose2d(c, c // 2, 3, 2, 1, output_padding=1)]
             layers += [make_norm(norm, c // 2), nn.ReLU(True)]
         layers += [nn.ReflectionPad2d(3), nn.Conv2d(ngf, out_channels, 7)]
-        if out_activation == "tanh":
+        if output_activation == "tanh":
             layers.append(nn.Tanh())
         self.model = nn.Sequential(*layers)
         init_weights(self, init_gain, init)

@@ -11,9 +11,9 @@ from torch import Tensor
 from torchvision import tv_tensors
 
 from lit_gans.data.conditions import Condition
+from lit_gans.data.file_images import FileImages
 from lit_gans.data.images import list_images
 from lit_gans.data.layouts import EXTS, existing_root, screen
-from lit_gans.data.loading import FileImages
 from lit_gans.errors import DataError
 
 TARGETS_HINT = "a folder of target images (ROOT/train/*.jpg or ROOT/*.jpg, sub-folders included), or A/ B/ pairs"

@@ -13,8 +13,12 @@ global RNG (which a resumed run restores).
 
 from __future__ import annotations
 
+import atexit
 import functools
+import multiprocessing
+import os
 import signal
+import threading
 from collections.abc import Callable
 from typing import Any
 
@@ -27,11 +31,47 @@ def _worker_start(worker_id: int, init: Callable[[int], None] | None = None) -> 
     """Loader processes ignore Ctrl-C and SIGTERM sent to the whole process group (a terminal, SLURM): the
     training process decides when to stop (it saves a checkpoint first) and shuts its loaders down; a loader
     process that died with the signal would make the training process fail before it could save. They still
-    end with the training process (PyTorch's workers watch their parent)."""
+    end with the training process (PyTorch's workers watch their parent), and at a SIGTERM from the training
+    process itself (multiprocessing's exit handler and PyTorch's shutdown send one, then wait)."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    if hasattr(signal, "sigwaitinfo"):  # Linux: the sender of each SIGTERM is known
+        signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGTERM})  # before the thread: it inherits the mask
+        threading.Thread(target=_end_at_parents_sigterm, args=(os.getppid(),), daemon=True,
+                         name="lit_gans-loader-sigterm").start()
+    else:
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
     if init is not None:
         init(worker_id)
+
+
+def _end_at_parents_sigterm(parent: int) -> None:
+    while True:
+        if signal.sigwaitinfo({signal.SIGTERM}).si_pid == parent:
+            os._exit(0)
+
+
+def _end_loader_processes(grace_s: float = 1.0) -> None:
+    """At exit, end loader processes that are still running (an iterator left referenced, by an exception's
+    traceback say). Where a worker cannot tell who sent a SIGTERM (no ``sigwaitinfo``: macOS) it ignores every
+    SIGTERM, and multiprocessing's own exit handler, which terminates daemonic children with SIGTERM and then
+    joins them, would wait for it forever."""
+    children = [c for c in multiprocessing.active_children() if c.daemon]
+    for end in ("terminate", "kill"):  # PyTorch's own workers end at SIGTERM, this project's at SIGKILL
+        for child in children:
+            if child.is_alive():
+                getattr(child, end)()
+        for child in children:
+            try:
+                child.join(grace_s)
+            except RuntimeError:  # PyTorch's SIGCHLD handler reporting the worker ended here
+                pass
+
+
+def _register_exit_handler() -> None:
+    # (Re-)registered when workers start, so it runs before multiprocessing's own handler (atexit is LIFO, and
+    # multiprocessing moves its handler to the end of the queue when its logger is first created).
+    atexit.unregister(_end_loader_processes)
+    atexit.register(_end_loader_processes)
 
 
 class ResumableDataLoader(SkippingDataLoader):
@@ -66,6 +106,8 @@ class ResumableDataLoader(SkippingDataLoader):
         # Skip only inside the epoch the checkpoint was taken in, and only when it was taken mid-epoch.
         if resume and resume.get("epoch") == self._epoch() and 0 < resume.get("batches", 0) < len(self.batch_sampler):
             self.skip_batches = int(resume["batches"])
+        if self.num_workers > 0:
+            _register_exit_handler()
         try:
             return super().__iter__()
         finally:

@@ -12,8 +12,8 @@ from torch import Tensor
 from torch.utils.data import Dataset
 from torchvision import tv_tensors
 
+from lit_gans.data.file_images import FileImages
 from lit_gans.data.images import read_mask
-from lit_gans.data.loading import FileImages
 from lit_gans.data.sampling import ItemKey, item_generator, pinned_cpu_rng, split_key
 
 Side = Callable[[int], dict[str, Tensor]]
