@@ -5,6 +5,8 @@ Each has a test in tests/test_compat.py that fails loudly when the library chang
   needs the batch count of the *interrupted* epoch to skip exactly those batches when a run resumes, and
   Lightning exposes no public counter that survives a checkpoint (``trainer.current_epoch`` does; the batch
   position does not).
+- Lightning's logging step of a training batch and whether its loggers write that batch's step values
+  (``log_every_n_steps``): a term computed on some batches only writes the values Lightning skips itself.
 - ``DataLoader._index_sampler``: the sampler a loader iterator draws batches of indices from. Skipping the
   batches already trained *without loading them* needs a hook before the iterator is made; replacing the batch
   sampler through the public constructor breaks Lightning's distributed-sampler injection.
@@ -42,6 +44,12 @@ def batches_done_in_epoch(trainer: Any) -> int:
 def batches_completed_in_epoch(trainer: Any) -> int:
     """Batches of the current epoch whose end-of-batch hooks have all run."""
     return int(trainer.fit_loop.epoch_loop.batch_progress.current.completed)
+
+
+def train_logging_step(trainer: Any) -> tuple[int, bool]:
+    """``(step, written)``: the step Lightning's loggers give the current training batch's step values, and
+    whether Lightning writes them after this batch. Valid in ``on_train_batch_end``."""
+    return int(trainer.fit_loop.epoch_loop._batches_that_stepped), bool(trainer._logger_connector.should_update_logs)
 
 
 def configure_optimizers(config: Any) -> tuple[list[torch.optim.Optimizer], list[Any]]:

@@ -71,9 +71,13 @@ def test_hparams_tab_holds_the_composed_config_and_the_epoch_means(runs):
 def test_lazy_r1_step_curve_shows_real_values_and_its_epoch_mean_keeps_the_zeros(runs):
     _, sparse = runs[10]
     _, dense = runs[1]
-    r1 = dict(dense["D/r1_step"])  # every batch: R1 batches 0, 4, 8 and their values held in between
-    assert [r1[k] for k in range(12)] == [r1[0]] * 4 + [r1[4]] * 4 + [r1[8]] * 4 and r1[0] > 0
-    assert sparse["D/r1_step"] == [(9, pytest.approx(r1[8]))]  # the logged batch 9 shows batch 8's R1
+    r1 = dict(dense["D/r1_step"])  # every batch: R1 on batches 0, 4, 8, and 0 in between (the seed's curve)
+    assert [k for k in range(12) if r1[k] != 0] == [0, 4, 8] and len(r1) == 12
+    # Logged every 10 batches, the curve still has every R1 batch at its own step with its value (and the
+    # logged batch 9, not an R1 batch, at 0).
+    assert sparse["D/r1_step"] == [(0, pytest.approx(r1[0])), (4, pytest.approx(r1[4])), (8, pytest.approx(r1[8])),
+                                   (9, 0.0)]
+    assert sparse["D/d_loss_step"][0][0] == 9  # the other curves as Lightning writes them
     (_, epoch_mean), = sparse["D/r1_epoch"]
     assert epoch_mean == pytest.approx((r1[0] + r1[4] + r1[8]) / 12, rel=1e-5)  # the seed's mean, zeros included
 

@@ -16,6 +16,7 @@ from torch import Tensor
 from torchmetrics import Metric
 from torchmetrics.aggregation import MaxMetric, MeanMetric, MinMetric
 
+from lit_gans.compat import train_logging_step
 from lit_gans.models.base import trainer_of
 
 HISTORY_FILE = "loss_history.jsonl"
@@ -44,10 +45,11 @@ class LossLogger(Callback):
       as the seed's curves are made), reduced across processes once per epoch under DDP. Their running sums
       travel in checkpoints (this callback's state), so a run resumed in the middle of an epoch averages the
       whole epoch, not only the batches after the resume.
-    - A term computed on some batches only (lazy R1 every ``r1_interval`` batches) keeps, in its ``_step``
-      curve, the value of the last batch it was computed on: Lightning logs every ``log_every_n_steps``
-      batches, which may never be an R1 batch. Its ``_epoch`` mean counts the batches it was not computed on
-      as 0, as the seed defines it.
+    - A term computed on some batches only (lazy R1 every ``r1_interval`` batches) is 0 in its ``_step`` curve
+      on the batches it is not computed on and its ``_epoch`` mean counts them, as the seed defines it. The
+      batches it *is* computed on are always in its ``_step`` curve, with their real values: Lightning writes
+      step values every ``log_every_n_steps`` batches only, which may never be an R1 batch, so the values of
+      the others are written here, at their own steps, when Lightning next writes (one device read for all).
     - With ``spread``, the minimum and maximum of each curve's batch values within the epoch are logged as
       ``spread/<tag>/<name>_min|_max``, and a TensorBoard Custom Scalars layout draws, per tag, each epoch mean
       with that band (what ``python -m lit_gans.curves`` draws).
@@ -60,7 +62,11 @@ class LossLogger(Callback):
         self.history_file = history_file
         self.spread = spread
         self._metrics: dict[str, Metric] = {}  # "<kind>:<tag>/<name>" -> this epoch's aggregate
-        self._held: dict[str, Tensor] = {}  # the last computed value of each term
+        # The last batch each term was computed on: (step, value, written by Lightning), and the values of lazy
+        # terms' batches that Lightning did not write, waiting to be written: [(step, "<tag>/<name>_step", value)].
+        self._last_computed: dict[str, tuple[int, Tensor, bool]] = {}
+        self._unwritten: list[tuple[int, str, Tensor]] = []
+        self._lazy: set[str] = set()
         self._epoch_open = False  # batches of this epoch were aggregated and its end has not been logged yet
         self._restore: dict[str, dict[str, Tensor]] | None = None
         self._layout_written = False
@@ -82,19 +88,45 @@ class LossLogger(Callback):
         if self._restore is not None:
             self._restore_epoch(trainer, pl_module.device)
         computed = objective.computed()
+        step, lightning_writes = train_logging_step(trainer)
         for name, value in objective.scalars().items():
             term = name.rsplit("/", 1)[-1]
-            if term in objective.terms and term not in computed:
-                held = self._held.get(name)
-                step_value = value if held is None else held.to(value.device)
-            else:
-                self._held[name] = step_value = value
-            pl_module.log(f"{name}_step", step_value, on_step=True, on_epoch=False, batch_size=1)
+            if term in objective.terms:
+                if term in computed:
+                    self._last_computed[name] = (step, value, lightning_writes)
+                else:  # a lazy term: the last batch it was computed on must be in its curve
+                    self._lazy.add(name)
+                    last = self._last_computed.pop(name, None)
+                    if last is not None and not last[2]:
+                        self._unwritten.append((last[0], f"{name}_step", last[1]))
+            pl_module.log(f"{name}_step", value, on_step=True, on_epoch=False, batch_size=1)
             self._aggregate(pl_module, "mean", name, value, f"{name}_epoch")
             if self.spread:
                 self._aggregate(pl_module, "min", name, value, f"{SPREAD}/{name}_min")
                 self._aggregate(pl_module, "max", name, value, f"{SPREAD}/{name}_max")
         self._epoch_open = True
+        if lightning_writes:
+            self._write_unwritten(trainer)
+
+    def _write_unwritten(self, trainer: L.Trainer) -> None:
+        """Write the waiting step values of lazy terms to every logger, at their own steps (before Lightning
+        writes the current step, so each curve's steps stay in order)."""
+        if not self._unwritten or not trainer.is_global_zero:
+            self._unwritten.clear()
+            return
+        device = self._unwritten[-1][2].device  # (values restored from a checkpoint are on the CPU)
+        values = torch.stack([v.detach().float().to(device) for _, _, v in self._unwritten]).tolist()  # one read
+        for (step, name, _), value in zip(self._unwritten, values, strict=True):
+            for logger in trainer.loggers:
+                logger.log_metrics({name: value}, step=step)
+        self._unwritten.clear()
+
+    def on_train_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        for name, (step, value, written) in self._last_computed.items():
+            if name in self._lazy and not written:
+                self._unwritten.append((step, f"{name}_step", value))
+        self._last_computed.clear()
+        self._write_unwritten(trainer)
 
     def _aggregate(self, pl_module: L.LightningModule, kind: str, name: str, value: Tensor, logged: str) -> None:
         metric = self._metric(kind, name, value.device)
@@ -107,8 +139,12 @@ class LossLogger(Callback):
         """The running aggregates of an epoch that a checkpoint interrupts (summed over processes; a resumed
         run puts them back in its first process only), and the batch count (TensorBoard's ``purge_step``)."""
         trainer = getattr(self, "trainer", None)
-        state: dict[str, Any] = {"batches_done": trainer.fit_loop.total_batch_idx + 1 if trainer is not None else 0,
-                                 "held": {k: v.detach().cpu() for k, v in self._held.items()}}
+        state: dict[str, Any] = {
+            "batches_done": trainer.fit_loop.total_batch_idx + 1 if trainer is not None else 0,
+            # lazy terms' values not written yet (a resumed run writes them)
+            "lazy": sorted(self._lazy),
+            "last_computed": {k: (s, v.detach().cpu(), w) for k, (s, v, w) in self._last_computed.items()},
+            "unwritten": [(s, n, v.detach().cpu()) for s, n, v in self._unwritten]}
         if self._epoch_open:
             sync = trainer is not None and trainer.world_size > 1
             running = {}
@@ -120,7 +156,9 @@ class LossLogger(Callback):
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         self._restore = state.get("running")
-        self._held = dict(state.get("held") or {})
+        self._lazy = set(state.get("lazy") or ())
+        self._last_computed = {k: (int(s), v, bool(w)) for k, (s, v, w) in (state.get("last_computed") or {}).items()}
+        self._unwritten = [(int(s), n, v) for s, n, v in state.get("unwritten") or ()]
 
     def _restore_epoch(self, trainer: L.Trainer, device: torch.device) -> None:
         running, self._restore = self._restore, None
