@@ -79,7 +79,9 @@ class HParams(Callback):
         return list(dict.fromkeys(names + self.extra_metrics))
 
     def on_fit_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        if not trainer.is_global_zero:
+        if not trainer.is_global_zero or trainer.ckpt_path is not None:
+            # A resumed run's folder holds the session already; another record at step 0 would read as a restart
+            # to TensorBoard, which then drops every point logged before it.
             return
         params = self.run_config if self.run_config is not None else flatten_config(dict(pl_module.hparams))
         metrics = {name: math.nan for name in self.metric_names(trainer, pl_module)}

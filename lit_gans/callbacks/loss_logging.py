@@ -179,7 +179,8 @@ class LossLogger(Callback):
 
     def on_fit_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         objective = getattr(pl_module, "objective", None)
-        if not self.spread or objective is None or self._layout_written or not trainer.is_global_zero:
+        if (not self.spread or objective is None or self._layout_written or not trainer.is_global_zero
+                or trainer.ckpt_path is not None):  # a resumed run's folder has the layout (written at step 0)
             return
         groups: dict[str, dict[str, list[Any]]] = {}
         for name in objective.curve_names():
