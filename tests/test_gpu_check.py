@@ -270,3 +270,14 @@ def test_dry_run_rehearses_the_whole_plan(tmp_path):
     assert all(t["met"] is None for t in report["summary"]["targets"])
     md = (tmp_path / "gpu_check.md").read_text()
     assert "DRY RUN" in md and "#### Correctness" in md and "#### Speed" in md and "#### Targets" in md
+
+
+def test_out_names_the_report_file(tmp_path, capsys):
+    """``--out FILE.json`` writes the report there and its markdown beside it; a folder is one line."""
+    out = tmp_path / "reports" / "run1.json"
+    rc = gc.main(["--dry-run", "--only", "env", "--out", str(out)])
+    assert rc == 0 and json.loads(out.read_text())["meta"]["dry_run"] is True
+    assert (tmp_path / "reports" / "run1.md").is_file() and not (tmp_path / "reports" / "gpu_check.json").exists()
+    with pytest.raises(SystemExit) as exit_:
+        gc.main(["--dry-run", "--only", "env", "--out", str(tmp_path)])
+    assert exit_.value.code == 2 and "ending in .json" in capsys.readouterr().err

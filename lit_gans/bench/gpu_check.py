@@ -155,6 +155,7 @@ class Options:
     dry_run: bool = False
     budget_s: float = 480.0
     out_dir: str = "."
+    report_name: str = "gpu_check.json"
     official_dir: str | None = None
     only: tuple[str, ...] = SECTIONS
     models: tuple[str, ...] = MODELS
@@ -771,13 +772,13 @@ def _cell(text: Any) -> str:
 
 
 # ---------------------------------------------------------------------------------------------------- files
-def _writer(out_dir: str) -> Callable[[dict[str, Any]], None]:
-    os.makedirs(out_dir, exist_ok=True)
+def _writer(json_path: str) -> Callable[[dict[str, Any]], None]:
+    """Writes the report to ``json_path`` and its markdown beside it (same name, ``.md``)."""
+    os.makedirs(os.path.dirname(os.path.abspath(json_path)), exist_ok=True)
+    md_path = os.path.splitext(json_path)[0] + ".md"
 
     def write(report: dict[str, Any]) -> None:
-        for name, text in (("gpu_check.json", json.dumps(report, indent=2, default=str)),
-                           ("gpu_check.md", render_markdown(report))):
-            path = os.path.join(out_dir, name)
+        for path, text in ((json_path, json.dumps(report, indent=2, default=str)), (md_path, render_markdown(report))):
             with open(path + ".tmp", "w") as f:
                 f.write(text + "\n")
             os.replace(path + ".tmp", path)
@@ -838,7 +839,7 @@ def run(opts: Options, argv: list[str] | None = None, resumed_from: str | None =
     elif not torch.cuda.is_available():
         raise ConfigError("no CUDA device is visible to torch here: run this on a GPU machine, or pass --dry-run "
                           "for the CPU rehearsal")
-    return run_plan(build_plan(opts), opts, report, _writer(opts.out_dir), started)
+    return run_plan(build_plan(opts), opts, report, _writer(os.path.join(opts.out_dir, opts.report_name)), started)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -851,6 +852,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--dry-run", action="store_true", help="the same plan on the CPU at tiny sizes")
     parser.add_argument("--budget-s", type=float, default=480.0, help="overall time budget in seconds (default 480)")
     parser.add_argument("--out-dir", default=".", help="where gpu_check.json and gpu_check.md go (default: .)")
+    parser.add_argument("--out", metavar="FILE.json", help="the report's path instead (its markdown: FILE.md)")
     parser.add_argument("--official-dir", default=None, help="the official StarGAN v2 code (default third_party/stargan-v2)")
     parser.add_argument("--only", default=",".join(SECTIONS), help=f"sections to run, of {','.join(SECTIONS)}")
     parser.add_argument("--models", default=",".join(MODELS), help="models of the correctness matrix")
@@ -886,12 +888,18 @@ def main(argv: list[str] | None = None) -> int:
                                   "other is not: they cannot be merged")
             done = {e["id"]: e for e in previous.get("items", [])
                     if e.get("status") in ("passed", "failed", "measured") and e["id"] != "env"}  # env: measured anew
-        opts = Options(dry_run=args.dry_run, budget_s=args.budget_s, out_dir=args.out_dir,
+        out_dir, report_name = args.out_dir, "gpu_check.json"
+        if args.out:
+            if not args.out.endswith(".json") or os.path.isdir(args.out):
+                raise ConfigError(f"--out {args.out}: pass the report's file name, ending in .json (or --out-dir DIR)")
+            out_dir, report_name = os.path.dirname(args.out) or ".", os.path.basename(args.out)
+        opts = Options(dry_run=args.dry_run, budget_s=args.budget_s, out_dir=out_dir, report_name=report_name,
                        official_dir=args.official_dir, only=only, models=models,
                        dry_run_compile=args.dry_run_compile, steps=args.steps, done=done)
         report = run(opts, argv, resumed_from=args.resume)
     print(render_markdown(report))
-    print(f"[gpu_check] report: {os.path.join(opts.out_dir, 'gpu_check.json')} and gpu_check.md")
+    json_path = os.path.join(opts.out_dir, opts.report_name)
+    print(f"[gpu_check] report: {json_path} and {os.path.splitext(json_path)[0]}.md")
     return 0 if report["summary"]["ok"] else 1
 
 
