@@ -661,6 +661,9 @@ def render_markdown(report: dict[str, Any]) -> str:
                    f"({env['bf16_matmul_peak']['n']}³ products)")
     out.append(f"- command: `{meta.get('command')}`; started {meta.get('started')}, {_fmt(meta.get('elapsed_s'))} s "
                f"of a {_fmt(meta.get('budget_s'), 0)} s budget" + ("; **terminated early**" if meta.get("terminated") else ""))
+    peer = meta.get("official_peer") or {}
+    if peer:
+        out.append(f"- official peer: {peer.get('repository')} ({'in ' + str(peer.get('dir')) if peer.get('present') else 'not fetched: make official'})")
     summary = report.get("summary") or summarize(report)
     counts = ", ".join(f"{n} {k}" for k, n in sorted(summary["counts"].items()))
     out += [f"- items: {counts}", ""]
@@ -823,13 +826,21 @@ def update_docs(report_path: str, docs: str = os.path.join(ROOT, "docs", "perfor
 
 
 # ---------------------------------------------------------------------------------------------------- CLI
+def _official_peer(opts: Options) -> dict[str, Any]:
+    """The official StarGAN v2 training code the speed section times beside lit_gans, and whether it is here."""
+    from lit_gans.bench import official as off
+
+    return {"repository": off.REPOSITORY, "dir": opts.official_dir or off.DEFAULT_DIR,
+            "present": off.find_official(opts.official_dir) is not None}
+
+
 def run(opts: Options, argv: list[str] | None = None, resumed_from: str | None = None) -> dict[str, Any]:
     started = time.monotonic()
     report: dict[str, Any] = {"meta": {
         "dry_run": opts.dry_run, "budget_s": opts.budget_s, "command": "python -m lit_gans.bench.gpu_check "
         + " ".join(argv or []), "started": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
         "git_commit": _git_commit(), "sections": list(opts.only), "resumed_from": resumed_from,
-        "resumed_items": len(opts.done)}, "items": []}
+        "resumed_items": len(opts.done), "official_peer": _official_peer(opts)}, "items": []}
     import torch
 
     from lit_gans.errors import ConfigError

@@ -44,6 +44,7 @@ from torch import nn
 
 DEFAULT_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))),
                            "third_party", "stargan-v2")
+REPOSITORY = "https://github.com/clovaai/stargan-v2"  # the peer of the speed comparison (Choi et al. 2020)
 HOW_TO_GET = ("git clone --depth 1 https://github.com/clovaai/stargan-v2 third_party/stargan-v2 "
               "(or `make official`)")
 # Imported at the top of the official files, never called by the training iteration with w_hpf=0.
