@@ -11,6 +11,8 @@ import glob
 import json
 import logging
 import os
+import shutil
+import sys
 from typing import Any
 
 import hydra
@@ -21,6 +23,7 @@ from omegaconf import DictConfig, OmegaConf, open_dict
 from lit_gans import inference
 from lit_gans.errors import ConfigError
 from lit_gans.metrics import weights
+from lit_gans.metrics.judge import judge_model
 from lit_gans.metrics.protocols import evaluate_model, flatten
 
 log = logging.getLogger(__name__)
@@ -54,18 +57,33 @@ def model_config_from_checkpoint(cfg: DictConfig, ckpt: dict[str, Any]) -> str:
 
 
 def format_table(results: dict[str, Any]) -> str:
-    """One row per ``mode/domain`` (or ``AtoB``), one column per metric."""
+    """One row per ``mode/domain`` (or ``AtoB``), one column per metric; then the judge's numbers."""
+    results = dict(results)
+    judge = results.pop("judge", None)
+    lines: list[str] = []
     rows: dict[str, dict[str, float]] = {}
     for name, value in flatten(results).items():
         row, metric = name.rsplit("/", 1)
         rows.setdefault(row, {})[metric] = value
     metrics = [m for m in ("FID", "KID", "KID_std", "LPIPS") if any(m in r for r in rows.values())]
-    width = max(len(r) for r in rows) + 2
-    lines = ["".ljust(width) + "".join(m.rjust(12) for m in metrics)]
-    for row, values in rows.items():
-        lines.append(row.ljust(width) + "".join(
-            (f"{values[m]:12.4f}" if m != "FID" else f"{values[m]:12.3f}") if m in values else " " * 12 for m in metrics))
-    return "\n".join(lines)
+    if rows:
+        width = max(len(r) for r in rows) + 2
+        lines.append("".ljust(width) + "".join(m.rjust(12) for m in metrics))
+        for row, values in rows.items():
+            lines.append(row.ljust(width) + "".join(
+                (f"{values[m]:12.4f}" if m != "FID" else f"{values[m]:12.3f}") if m in values else " " * 12
+                for m in metrics))
+    if judge:
+        pairs, fds = judge.get("judge_accuracy_pairs", {}), judge.get("judge_fd_domains", {})
+        width = max([len(k) for k in (*pairs, *fds)] + [4]) + 2
+        lines += ["" if lines else None, f"judge (a classifier trained on this data; chance {judge['judge_chance']:.2f}, "
+                  f"accuracy on held-out real images {judge['judge_real_accuracy']:.3f})",
+                  "source->target".ljust(width) + "accuracy".rjust(12)]
+        lines += [k.ljust(width) + f"{v:12.3f}" for k, v in pairs.items()]
+        lines += ["mean".ljust(width) + f"{judge['judge_accuracy']:12.3f}", "target".ljust(width) + "judge_fd".rjust(12)]
+        lines += [k.ljust(width) + f"{v:12.3f}" for k, v in fds.items()]
+        lines.append("mean".ljust(width) + f"{judge['judge_fd']:12.3f}")
+    return "\n".join(line for line in lines if line is not None)
 
 
 def evaluate(cfg: DictConfig) -> dict[str, Any]:
@@ -85,17 +103,37 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
     datamodule = instantiate(cfg.data, _convert_="all")
     model.check_data(datamodule.data_spec())
     m = cfg.metrics
-    extractor = weights.inception(int(m.feature), m.inception_weights).to(device)
+    download = weights.download_allowed(m.get("download"))
     multi = type(model).__name__ in inference.MULTI_DOMAIN
-    lpips = weights.lpips(m.lpips_net, m.lpips_weights).to(device) if multi else None
     vae = inference.model_vae(model, cfg.vae, cfg.vae_subfolder, device)
-    results = evaluate_model(
-        model, datamodule, extractor, lpips, vae=vae, modes=tuple(m.modes), num_styles=int(m.num_styles),
-        max_sources=m.max_sources, split=m.split, batch_size=int(m.batch_size), seed=int(cfg.seed),
-        kid_subsets=int(m.kid_subsets), kid_subset_size=int(m.kid_subset_size),
-        progress=lambda it: tqdm(it, desc="evaluate", disable=not cfg.progress))
+    skipped: dict[str, str] = {}
+    results: dict[str, Any] = {}
+    try:  # FID/KID (and LPIPS): the standard networks, when their weights are here (or may be downloaded)
+        extractor = weights.inception(int(m.feature), m.inception_weights, download=download).to(device)
+        lpips = None
+        if multi:
+            try:
+                lpips = weights.lpips(m.lpips_net, m.lpips_weights, download=download).to(device)
+            except ConfigError as err:
+                skipped["LPIPS"] = str(err)
+    except ConfigError as err:
+        extractor = None
+        skipped["FID, KID" + (", LPIPS" if multi else "")] = str(err)
+    if extractor is not None:
+        results = evaluate_model(
+            model, datamodule, extractor, lpips, vae=vae, modes=tuple(m.modes), num_styles=int(m.num_styles),
+            max_sources=m.max_sources, split=m.split, batch_size=int(m.batch_size), seed=int(cfg.seed),
+            kid_subsets=int(m.kid_subsets), kid_subset_size=int(m.kid_subset_size),
+            progress=lambda it: tqdm(it, desc="evaluate", disable=not cfg.progress))
+    if m.get("judge", True):  # the judge needs no download: it learns the domains from the training data
+        judged = judge_model(model, datamodule, m.get("judge_dir"), vae=vae, seed=int(cfg.seed),
+                             max_sources=m.max_sources if m.max_sources is not None else 300,
+                             num_styles=max(1, int(m.num_styles)))
+        results["judge"] = judged
+    for what, why in skipped.items():
+        print(f"skipped {what}: {why}", file=sys.stderr)
     report = {"checkpoint": os.path.abspath(str(cfg.ckpt)), "model": target, "metrics": results,
-              "settings": OmegaConf.to_container(m, resolve=True)}
+              "skipped": skipped, "settings": OmegaConf.to_container(m, resolve=True)}
     os.makedirs(os.path.dirname(os.path.abspath(str(cfg.output))), exist_ok=True)
     with open(cfg.output, "w") as f:
         json.dump(report, f, indent=2)
@@ -104,13 +142,29 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
     return results
 
 
+def remove_if_empty(run_dir: str) -> None:
+    """Remove a run folder that holds nothing but Hydra's record and log (a run that failed before any result)."""
+    try:
+        entries = set(os.listdir(run_dir))
+    except OSError:
+        return
+    if entries <= {".hydra", "evaluate.log"}:
+        shutil.rmtree(run_dir, ignore_errors=True)
+
+
 @hydra.main(version_base="1.3", config_path="../conf", config_name="evaluate")
 def main(cfg: DictConfig) -> None:
+    from hydra.core.hydra_config import HydraConfig
+
     from lit_gans.cli import user_errors
 
     torch.set_grad_enabled(False)
-    with user_errors():
-        evaluate(cfg)
+    try:
+        with user_errors():
+            evaluate(cfg)
+    except BaseException:
+        remove_if_empty(HydraConfig.get().runtime.output_dir)
+        raise
 
 
 if __name__ == "__main__":

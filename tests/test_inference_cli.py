@@ -155,13 +155,14 @@ def test_evaluate_stargan_per_domain_and_mean(stargan_ckpt, weight_files, tmp_pa
     report = json.loads((tmp_path / "metrics.json").read_text())
     assert report["metrics"] == results and report["model"].endswith("StarGANv2")
     for mode in ("latent", "reference"):
-        assert list(results[mode]) == ["circle", "square", "mean"]
+        assert list(results[mode]) == ["circle", "square", "mean"]  # (and results["judge"], below)
         for metric in ("FID", "KID", "LPIPS"):
             per = [results[mode][d][metric] for d in ("circle", "square")]
             assert results[mode]["mean"][metric] == pytest.approx(sum(per) / 2)
         assert all(results[mode][d]["FID"] > 0 and results[mode][d]["LPIPS"] > 0 for d in ("circle", "square"))
+    assert set(results["judge"]["judge_accuracy_pairs"]) == {"circle->square", "square->circle"}
     table = capsys.readouterr().out
-    assert "latent/circle" in table and "reference/mean" in table and "LPIPS" in table
+    assert "latent/circle" in table and "reference/mean" in table and "LPIPS" in table and "judge_fd" in table
 
 
 def test_evaluate_unpaired_a_to_b_and_the_wrong_model_config(cut_ckpt, weight_files, tmp_path):
@@ -172,7 +173,10 @@ def test_evaluate_unpaired_a_to_b_and_the_wrong_model_config(cut_ckpt, weight_fi
     with pytest.raises(ConfigError, match="the checkpoint holds CUT but the config composes StarGANv2: add model=cut"):
         evaluate(evaluate_cfg(tmp_path, *common))
     results = evaluate(evaluate_cfg(tmp_path, *common, "model=cut", "data.img_size=32", "data.val_size=4"))
-    assert list(results) == ["AtoB"] and set(results["AtoB"]) == {"FID", "KID", "KID_std"}
+    assert list(results) == ["AtoB", "judge"] and set(results["AtoB"]) == {"FID", "KID", "KID_std"}
+    judge = results["judge"]  # a two-domain judge: is G(A) called B?
+    assert judge["judge_chance"] == 0.5 and list(judge["judge_accuracy_pairs"]) == ["A->B"]
+    assert judge["judge_accuracy"] == judge["judge_accuracy_pairs"]["A->B"] and judge["judge_fd"] >= 0
     assert results["AtoB"]["FID"] > 0
     assert "AtoB" in format_table(results)
 

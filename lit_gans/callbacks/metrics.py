@@ -106,3 +106,58 @@ class ValidationMetrics(Callback):
             if values:
                 out[f"val/{metric}"] = sum(values) / len(values)
         return out
+
+
+class JudgeMetrics(Callback):
+    """The judge of :mod:`lit_gans.metrics.judge` during training, for GANs (on by default; it needs no download):
+    every ``every_n_epochs`` epochs, at the epoch's end, a small classifier trained on the run's own training
+    data judges the translations of a fixed set of held-out sources (the same sources and style codes each time),
+    logged as ``val/judge_accuracy`` (the fraction judged in the target domain; chance is 1 / domains) and
+    ``val/judge_fd`` (Fréchet distance in the judge's features; lower is closer). ``val/judge_accuracy`` is a
+    sound ``optimized_metric`` for ``hparams_search=`` (direction maximize).
+
+    The judge is trained once, at the first measurement, and cached by a hash of the data (see
+    :func:`~lit_gans.metrics.judge.default_cache_dir`); the training step is untouched. Models that translate
+    by sampling (Palette) are skipped. Computed on the global-zero process only.
+
+    Args:
+        every_n_epochs: epochs between measurements (0: never).
+        max_sources: held-out source images translated (per domain pair for multi-domain data: at most this many
+            sources in all); num_styles: StarGAN v2 style codes per source.
+        max_train: training images the judge learns from; cache_dir: where judges are kept (None: next to the
+            data). seed: the style codes' seed.
+    """
+
+    def __init__(self, every_n_epochs: int = 5, max_sources: int = 60, num_styles: int = 1, max_train: int = 3000,
+                 cache_dir: str | None = None, seed: int = 0):
+        self.every_n_epochs = int(every_n_epochs)
+        self.kwargs = {"max_sources": int(max_sources), "max_train": int(max_train), "seed": int(seed),
+                       "num_styles": int(num_styles)}
+        self.cache_dir = cache_dir
+
+    @staticmethod
+    def applies_to(pl_module: L.LightningModule) -> bool:
+        from lit_gans import inference
+
+        name = type(pl_module).__name__
+        return name in inference.MULTI_DOMAIN or (hasattr(pl_module, "translate") and name not in inference.SAMPLED_IN_STEPS)
+
+    def logged_metrics(self) -> list[str]:
+        """What it logs (the HParams tab lists these as metrics)."""
+        return ["val/judge_accuracy", "val/judge_fd"] if self.every_n_epochs > 0 else []
+
+    def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        if self.every_n_epochs <= 0 or (trainer.current_epoch + 1) % self.every_n_epochs:
+            return
+        if not self.applies_to(pl_module) or trainer.datamodule is None:
+            return
+        if trainer.is_global_zero:
+            results = self.measure(trainer, pl_module)
+            for name in ("judge_accuracy", "judge_fd"):
+                pl_module.log(f"val/{name}", float(results[name]), on_step=False, on_epoch=True, rank_zero_only=True)
+
+    @torch.no_grad()
+    def measure(self, trainer: L.Trainer, pl_module: L.LightningModule) -> dict[str, Any]:
+        from lit_gans.metrics.judge import judge_model
+
+        return judge_model(pl_module, trainer.datamodule, self.cache_dir, **self.kwargs)

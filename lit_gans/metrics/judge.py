@@ -34,6 +34,7 @@ from torch import Tensor
 from lit_gans.nets.classifier import DomainClassifier
 
 log = logging.getLogger(__name__)
+CACHE_ENV = "LIT_GANS_JUDGE_CACHE"
 
 
 @dataclass
@@ -117,7 +118,8 @@ def train_judge(images: Tensor, labels: Tensor, domain_names: Sequence[str], siz
     x_tr = images[tr]
     mean = x_tr.mean(dim=(0, 2, 3))
     std = x_tr.std(dim=(0, 2, 3)).clamp_min(1e-6)
-    with torch.random.fork_rng(devices=[]):
+    # Trained with gradients whatever the caller's mode (evaluate and the callback run under no_grad).
+    with torch.random.fork_rng(devices=[]), torch.enable_grad():
         torch.manual_seed(seed)
         net = DomainClassifier(images.shape[1], num_domains, width)
         judge = Judge(net, mean, std, size, list(domain_names), key=data_key(images, labels, size))
@@ -184,7 +186,8 @@ def frechet_distance(real: Tensor, fake: Tensor) -> float:
 
 @torch.no_grad()
 def judge_multidomain(translate: Any, judge: Judge, sources: Tensor, source_labels: Tensor, reals: Tensor,
-                      real_labels: Tensor, num_styles: int = 4, seed: int = 0, batch_size: int = 64) -> dict[str, Any]:
+                      real_labels: Tensor, num_styles: int = 4, seed: int = 0, batch_size: int = 64,
+                      latent_dim: int | None = None) -> dict[str, Any]:
     """The judge's numbers for a multi-domain model (StarGAN v2, latent-guided).
 
     ``translate(x, y_trg, z=None)`` maps data-space sources to target domain ``y_trg`` (the model's
@@ -206,7 +209,7 @@ def judge_multidomain(translate: Any, judge: Judge, sources: Tensor, source_labe
                 continue
             outs = []
             for _ in range(num_styles):
-                z = torch.randn(len(x), _latent_dim(translate), generator=g)
+                z = torch.randn(len(x), latent_dim or _latent_dim(translate), generator=g)
                 outs += [translate(xb, t, z=zb).cpu() for xb, zb in zip(x.split(batch_size), z.split(batch_size), strict=True)]
             fake = torch.cat(outs)
             fakes_by_target[t].append(fake)
@@ -239,21 +242,99 @@ def domain_tensors(items: Any, limit: int | None = None) -> tuple[Tensor, Tensor
     return torch.stack(xs), torch.tensor(ys)
 
 
+def default_cache_dir(datamodule: Any) -> str:
+    """Where a data module's judge is kept: next to its data (``<root>/.lit_gans_judges``) when the data has a
+    writable folder, else ``$LIT_GANS_JUDGE_CACHE`` or ``~/.cache/lit_gans/judges`` (built-in data). The file name
+    carries the data's hash."""
+    root = getattr(datamodule, "root", None) or getattr(datamodule, "path", None)
+    if root:
+        folder = root if os.path.isdir(str(root)) else os.path.dirname(str(root))
+        if folder and os.access(folder, os.W_OK):
+            return os.path.join(folder, ".lit_gans_judges")
+    return os.environ.get(CACHE_ENV) or os.path.join(os.path.expanduser("~"), ".cache", "lit_gans", "judges")
+
+
+def _pixels(x: Tensor, vae: Any, batch_size: int = 16) -> Tensor:
+    """Data-space tensors as the judge sees them: decoded to RGB when a VAE is given, else as they are."""
+    if vae is None:
+        return x
+    from lit_gans import inference
+
+    return torch.cat([inference.to_pixels(b, vae).cpu() for b in x.split(batch_size)])
+
+
 def judge_multidomain_model(model: Any, datamodule: Any, cache_dir: str | os.PathLike | None = None,
                             num_styles: int = 4, seed: int = 0, max_train: int | None = 6000,
-                            max_sources: int | None = 300) -> dict[str, Any]:
+                            max_sources: int | None = 300, vae: Any = None) -> dict[str, Any]:
     """:func:`judge_multidomain` of a StarGAN v2 ``model`` on a multi-domain ``datamodule``: the judge learns from
     (at most ``max_train`` of) the training split's sources; translations start from (at most ``max_sources`` of)
     the validation split (the training split when there is none), whose images are also the reals of the
-    Fréchet distances. Latent data are judged as latents (the judge learns on them as they are)."""
+    Fréchet distances. Latent data are decoded by ``vae`` when one is given, else judged as latents."""
     datamodule.setup("fit")
     train_x, train_y = domain_tensors(datamodule.train_set, max_train)
-    judge = cached_judge(train_x, train_y, list(datamodule.domain_names), cache_dir)
+    judge = cached_judge(_pixels(train_x, vae), train_y, list(datamodule.domain_names), cache_dir)
     held = datamodule.val_set if datamodule.val_set is not None else datamodule.train_set
     x, y = domain_tensors(held, max_sources)
     was_training = model.training
     model.eval()
+
+    def translate(xb: Tensor, t: int, z: Tensor) -> Tensor:
+        return _pixels(model.translate(xb.to(model.device), t, z=z.to(model.device)).cpu(), vae)
+
     try:
-        return judge_multidomain(model.translate, judge, x, y, x, y, num_styles=num_styles, seed=seed)
+        return judge_multidomain(translate, judge, x, y, _pixels(x, vae), y, num_styles=num_styles, seed=seed,
+                                 latent_dim=int(model.net_cfg["latent_dim"]))
     finally:
         model.train(was_training)
+
+
+def _side(load: Any, n: int, limit: int | None) -> Tensor:
+    idx = range(n) if limit is None or limit >= n else torch.linspace(0, n - 1, limit).round().long().tolist()
+    return torch.stack([load(int(i)) for i in idx])
+
+
+@torch.no_grad()
+def judge_a_to_b_model(model: Any, datamodule: Any, cache_dir: str | os.PathLike | None = None, seed: int = 0,
+                       max_train: int | None = 6000, max_sources: int | None = 300, vae: Any = None,
+                       batch_size: int = 16, options: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The judge's numbers for an A -> B model (CycleGAN, CUT, pix2pix): a two-domain judge learns A from B on
+    the training split; ``judge_accuracy`` is the fraction of translations ``G(A)`` of the held-out A images it
+    calls B (chance 0.5), ``judge_fd`` the Fréchet distance of their features to those of the real B images."""
+    from lit_gans import inference
+    from lit_gans.metrics.protocols import a_to_b_sides, items_of
+
+    datamodule.setup("fit")
+    load_a, n_a, load_b, n_b = a_to_b_sides(datamodule.train_set)
+    half = None if max_train is None else max(1, max_train // 2)
+    a, b = _side(load_a, n_a, half), _side(load_b, n_b, half)
+    judge = cached_judge(_pixels(torch.cat([a, b]), vae), torch.cat([torch.zeros(len(a)), torch.ones(len(b))]).long(),
+                         ["A", "B"], cache_dir, seed=seed)
+    load_a, n_a, load_b, n_b = a_to_b_sides(items_of(datamodule, "val"))
+    sources, reals = _side(load_a, n_a, max_sources), _side(load_b, n_b, max_sources)
+    translate = inference.adapter_for(model)
+    was_training = model.training
+    model.eval()
+    try:
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(seed)
+            fake = torch.cat([_pixels(translate(model, x.to(model.device), options or {}).cpu(), vae)
+                              for x in sources.split(batch_size)])
+    finally:
+        model.train(was_training)
+    accuracy = float((judge.predict(fake) == 1).float().mean())
+    fd = frechet_distance(judge.features(_pixels(reals, vae)), judge.features(fake)) if len(reals) >= 2 else float("nan")
+    return {"judge_accuracy": accuracy, "judge_accuracy_pairs": {"A->B": accuracy}, "judge_fd": fd,
+            "judge_fd_domains": {"B": fd}, "judge_real_accuracy": judge.real_accuracy, "judge_chance": 0.5}
+
+
+def judge_model(model: Any, datamodule: Any, cache_dir: str | os.PathLike | None = None, **kwargs: Any) -> dict[str, Any]:
+    """The judge's protocol of the model's family (multi-domain or A -> B); ``cache_dir=None``: next to the data
+    (:func:`default_cache_dir`)."""
+    from lit_gans import inference
+
+    cache_dir = cache_dir or default_cache_dir(datamodule)
+    if type(model).__name__ in inference.MULTI_DOMAIN:
+        kwargs.pop("options", None)
+        return judge_multidomain_model(model, datamodule, cache_dir, **kwargs)
+    kwargs.pop("num_styles", None)
+    return judge_a_to_b_model(model, datamodule, cache_dir, **kwargs)

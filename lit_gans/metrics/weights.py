@@ -1,4 +1,5 @@
-"""Feature-extractor weights for the metrics, read from local files only (no download).
+"""Feature-extractor weights for the metrics, read from local files; downloaded only when asked to
+(``metrics.download=true`` or ``LIT_GANS_DOWNLOAD_WEIGHTS=1``).
 
 Each network is looked up, in this order, at the path given in config and in the torch hub cache, where
 ``torch.hub.load_state_dict_from_url`` (used by torch-fidelity and torchvision) would have saved it:
@@ -37,8 +38,20 @@ def hub_checkpoint_dir() -> Path:
     return Path(torch.hub.get_dir()) / "checkpoints"
 
 
-def find_weights(configured: str | None, file_name: str, key: str, url: str) -> Path:
-    """The weights file: ``configured`` when set (it must exist), else the hub cache's ``file_name``."""
+DOWNLOAD_ENV = "LIT_GANS_DOWNLOAD_WEIGHTS"
+
+
+def download_allowed(configured: bool | None = None) -> bool:
+    """``metrics.download`` when set, else the environment variable ``LIT_GANS_DOWNLOAD_WEIGHTS`` (1/true/yes)."""
+    if configured is not None:
+        return bool(configured)
+    return os.environ.get(DOWNLOAD_ENV, "").strip().lower() in ("1", "true", "yes")
+
+
+def find_weights(configured: str | None, file_name: str, key: str, url: str, download: bool = False) -> Path:
+    """The weights file: ``configured`` when set (it must exist), else the hub cache's ``file_name``; with
+    ``download``, a missing cache file is fetched from ``url`` into the cache first (as torch-fidelity and
+    torchvision would fetch it)."""
     if configured:
         path = Path(os.path.expanduser(str(configured)))
         if not path.is_file():
@@ -47,23 +60,34 @@ def find_weights(configured: str | None, file_name: str, key: str, url: str) -> 
     cached = hub_checkpoint_dir() / file_name
     if cached.is_file():
         return cached
-    raise ConfigError(f"feature-extractor weights not found: download {file_name} from {url} (no internet here) and "
-                      f"put it in {cached.parent}/ or pass {key}=PATH")
+    if download:
+        cached.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            torch.hub.download_url_to_file(url, str(cached), progress=False)
+        except Exception as err:  # noqa: BLE001 - no network, a proxy, a full disk: one line
+            raise ConfigError(f"could not download {url} into {cached.parent}/ ({type(err).__name__}: "
+                              f"{str(err).splitlines()[0] if str(err) else ''}): download it by hand and pass "
+                              f"{key}=PATH") from None
+        return cached
+    raise ConfigError(f"feature-extractor weights not found: {file_name} is not in {cached.parent}/; "
+                      f"metrics.download=true (or {DOWNLOAD_ENV}=1) fetches it from {url}, or pass {key}=PATH")
 
 
-def inception(feature: int = 2048, weights: str | None = None, key: str = "metrics.inception_weights") -> nn.Module:
+def inception(feature: int = 2048, weights: str | None = None, key: str = "metrics.inception_weights",
+              download: bool = False) -> nn.Module:
     """torch-fidelity's InceptionV3 as torchmetrics uses it for FID/KID: ``uint8 (N, 3, H, W)`` in [0, 255] ->
     ``(N, feature)`` pool features (``feature`` one of 64, 192, 768, 2048; 2048 is the standard)."""
     from torchmetrics.image.fid import NoTrainInceptionV3
 
-    path = find_weights(weights, INCEPTION_FILE, key, INCEPTION_URL)
+    path = find_weights(weights, INCEPTION_FILE, key, INCEPTION_URL, download)
     net = NoTrainInceptionV3(name="inception-v3-compat", features_list=[str(feature)],
                              feature_extractor_weights_path=str(path))
     net.num_features = feature
     return net
 
 
-def lpips(net: str = "alex", weights: str | None = None, key: str = "metrics.lpips_weights") -> nn.Module:
+def lpips(net: str = "alex", weights: str | None = None, key: str = "metrics.lpips_weights",
+          download: bool = False) -> nn.Module:
     """torchmetrics' LPIPS network (linear heads from torchmetrics, backbone from the weights file):
     ``(img1, img2)`` in [-1, 1], ``(N, 3, H, W)`` -> ``(N, 1, 1, 1)`` distances."""
     # torchmetrics' metric class builds its backbone with a download; its network class takes a random
@@ -71,7 +95,7 @@ def lpips(net: str = "alex", weights: str | None = None, key: str = "metrics.lpi
     if net not in LPIPS_BACKBONES:
         raise ConfigError(f"metrics.lpips_net={net} is not one of {', '.join(LPIPS_BACKBONES)}")
     _, file_name = LPIPS_BACKBONES[net]
-    path = find_weights(weights, file_name, key, TORCHVISION_URL + file_name)
+    path = find_weights(weights, file_name, key, TORCHVISION_URL + file_name, download)
     from lit_gans.compat import lpips_network
 
     model = lpips_network(net)

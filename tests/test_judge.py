@@ -1,0 +1,127 @@
+"""The judge (lit_gans.metrics.judge): a domain classifier trained on the run's own data, the StarGAN papers'
+"classification accuracy" protocol with no download. It recovers known labels, is at chance on noise, tells an
+untrained translator from a trained one, reaches python -m lit_gans.evaluate without the Inception weights, and
+its callback logs what a direct evaluation of the same checkpoint gives."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+import torch
+
+from conftest import QUIET, ROOT, compose_config, read_scalars
+from lit_gans.data.synthetic import SyntheticDomainsDataModule
+from lit_gans.metrics.judge import Judge, cached_judge, domain_tensors, judge_model, train_judge
+from lit_gans.train import build, train
+
+SHAPES = ["data.per_domain=64", "data.val_per_domain=10", "data.batch_size=8"]
+STARGAN = ["model.img_size=32", "model.dim=16", "model.max_conv_dim=64", "model.mapping_dim=64", "model.style_dim=16",
+           "model.latent_dim=8", "model.optimizer.lr=1e-3", "model.mapping_lr=1e-5", *SHAPES]
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _judge_cache(tmp_path_factory):
+    """Judges of built-in data are cached in a folder of this module, not in the user's ~/.cache (the variable
+    reaches the evaluate subprocesses through their environment)."""
+    mp = pytest.MonkeyPatch()
+    mp.setenv("LIT_GANS_JUDGE_CACHE", str(tmp_path_factory.mktemp("judges")))
+    yield
+    mp.undo()
+
+
+@pytest.fixture(scope="module")
+def shapes():
+    dm = SyntheticDomainsDataModule(img_size=32, per_domain=64, val_per_domain=10, batch_size=8, latent_dim=8)
+    dm.setup("fit")
+    return dm
+
+
+def test_the_judge_recovers_the_shapes_and_is_at_chance_on_noise(shapes, tmp_path):
+    x, y = domain_tensors(shapes.train_set)
+    judge = train_judge(x, y, shapes.domain_names)
+    assert judge.real_accuracy >= 0.95  # held-out real images of the training split
+    vx, vy = domain_tensors(shapes.val_set)
+    assert float((judge.predict(vx) == vy).float().mean()) >= 0.9  # the validation split
+    noise = torch.rand(600, *x.shape[1:], generator=torch.Generator().manual_seed(0)) * 2 - 1
+    labels = torch.randint(0, 3, (600,), generator=torch.Generator().manual_seed(1))
+    assert 0.2 <= float((judge.predict(noise) == labels).float().mean()) <= 0.47  # chance: 1/3
+    # Cached by the data's content: the same tensors give the saved judge back, other tensors a new one.
+    first = cached_judge(x, y, shapes.domain_names, tmp_path)
+    (saved,) = list(tmp_path.glob("judge_*.pt"))
+    again = cached_judge(x, y, shapes.domain_names, tmp_path)
+    assert isinstance(again, Judge) and again.key == first.key and saved.name == f"judge_{first.key}.pt"
+    assert torch.equal(again.predict(vx), first.predict(vx))
+    cached_judge(x.flip(-1), y, shapes.domain_names, tmp_path)
+    assert len(list(tmp_path.glob("judge_*.pt"))) == 2
+
+
+@pytest.mark.slow
+def test_an_untrained_translator_is_near_chance_and_a_trained_one_clearly_above(tmp_path):
+    """The quickstart's model for 4 of its epochs (384 batches, about a minute on 2 cores), with a faster mapping
+    network: the judge's accuracy leaves chance (measured: 0.25 -> 0.54)."""
+    cfg = compose_config(["experiment=quickstart", "trainer.max_epochs=4", "model.mapping_lr=1e-4", "loss.w_ds=0.5",
+                          *QUIET, "logger=[]", "callbacks.judge.every_n_epochs=0", "callbacks.model_checkpoint=null"],
+                         str(tmp_path))
+    dm, model, trainer = build(cfg)
+    before = judge_model(model, dm, tmp_path / "judges", num_styles=1, max_sources=60)
+    trainer.fit(model, datamodule=dm)
+    after = judge_model(model, dm, tmp_path / "judges", num_styles=1, max_sources=60)
+    assert before["judge_real_accuracy"] >= 0.95 and before["judge_chance"] == pytest.approx(1 / 3)
+    assert before["judge_accuracy"] <= 0.4
+    assert after["judge_accuracy"] >= before["judge_accuracy"] + 0.15, (before, after)
+    assert set(after["judge_accuracy_pairs"]) == {f"{a}->{b}" for a in dm.domain_names for b in dm.domain_names
+                                                  if a != b}
+
+
+def _evaluate(tmp_path, ckpt, *extra, env=None):
+    return subprocess.run([sys.executable, "-m", "lit_gans.evaluate", f"ckpt={ckpt}", *SHAPES, "metrics.num_styles=1",
+                           "metrics.max_sources=12", "progress=false", *extra], cwd=ROOT, capture_output=True,
+                          text=True, timeout=300, env={**os.environ, **(env or {})})
+
+
+@pytest.fixture(scope="module")
+def judged_run(tmp_path_factory):
+    """Two epochs of a tiny StarGAN v2 with the judge callback at the second."""
+    out = tmp_path_factory.mktemp("judged")
+    train(compose_config([*STARGAN, *QUIET, "trainer.max_epochs=2", "trainer.limit_train_batches=2",
+                          "callbacks.judge.every_n_epochs=2", "callbacks.judge.max_sources=12",
+                          "callbacks.model_checkpoint=null"], str(out)))
+    return out
+
+
+def test_evaluate_without_inception_weights_reports_the_judge_and_exits_0(judged_run, tmp_path):
+    ckpt = judged_run / "checkpoints" / "last.ckpt"
+    p = _evaluate(tmp_path, ckpt, f"hydra.run.dir={tmp_path}/eval", env={"TORCH_HOME": str(tmp_path / "torch")})
+    assert p.returncode == 0, p.stderr[-2000:]
+    skipped = [line for line in p.stderr.splitlines() if line.startswith("skipped")]
+    assert len(skipped) == 1 and skipped[0].startswith("skipped FID, KID, LPIPS: ")
+    assert "metrics.download=true" in skipped[0] and "internet" not in skipped[0]
+    report = json.loads((tmp_path / "eval" / "metrics.json").read_text())
+    judge = report["metrics"]["judge"]
+    assert 0 <= judge["judge_accuracy"] <= 1 and judge["judge_fd"] >= 0 and len(judge["judge_accuracy_pairs"]) == 6
+    assert judge["judge_accuracy"] == pytest.approx(sum(judge["judge_accuracy_pairs"].values()) / 6)
+    assert set(judge["judge_fd_domains"]) == {"circle", "square", "triangle"}
+    assert "judge" in p.stdout and "source->target" in p.stdout
+
+
+def test_a_failed_evaluate_leaves_no_run_folder(tmp_path):
+    p = _evaluate(tmp_path, tmp_path / "missing.ckpt", f"hydra.run.dir={tmp_path}/eval")
+    assert p.returncode == 2 and p.stderr.strip().splitlines()[-1].startswith("error: ")
+    assert not (tmp_path / "eval").exists()
+
+
+def test_the_callback_logs_what_evaluating_the_checkpoint_gives(judged_run):
+    from lit_gans import inference
+
+    s = read_scalars(str(judged_run))
+    (step_acc, logged_acc), = s["val/judge_accuracy"]
+    (_, logged_fd), = s["val/judge_fd"]
+    model, _ = inference.load_model(judged_run / "checkpoints" / "last.ckpt")
+    dm, _, _ = build(compose_config([*STARGAN, *QUIET], str(judged_run / "direct")))  # the run's data
+    direct = judge_model(model, dm, None, num_styles=1, max_sources=12, max_train=3000)
+    assert logged_acc == pytest.approx(direct["judge_accuracy"], abs=1e-6)
+    assert logged_fd == pytest.approx(direct["judge_fd"], rel=1e-4)
