@@ -23,10 +23,10 @@ SCRIPT = textwrap.dedent("""
 
     loader = ResumableDataLoader(torch.arange(64), batch_size=4, num_workers=2)
     batches = iter(loader)
-    first = next(batches)
+    first, second = next(batches), next(batches)  # one batch from each worker: both have started (and set up)
     print(" ".join(str(p.pid) for p in multiprocessing.active_children()), flush=True)
     sys.stdin.readline()  # meanwhile the test sends SIGTERM to the workers from outside
-    print(1 + sum(1 for _ in batches), flush=True)
+    print(2 + sum(1 for _ in batches), flush=True)
     LEFT_RUNNING = iter(loader)  # an iterator still referenced at exit, as an exception's traceback keeps one
     next(LEFT_RUNNING)
     multiprocessing.util.get_logger()  # moves multiprocessing's exit handler to the end of the queue
