@@ -78,7 +78,7 @@ def main(argv: list[str] | None = None) -> None:
               "model.max_conv_dim=64", "model.mapping_dim=64", "model.style_dim=16", "model.latent_dim=8",
               "model.optimizer.lr=1e-3", "model.mapping_lr=1e-5", "data.batch_size=16", "data.num_workers=0",
               f"trainer.max_epochs={args.epochs}", "trainer.limit_val_batches=0", "trainer.enable_progress_bar=false",
-              "callbacks.judge.every_n_epochs=0", "callbacks.image_grid.every_n_epochs=0",
+              "callbacks.judge.every_n_epochs=0", "callbacks.judge.at_end=false", "callbacks.image_grid.every_n_epochs=0",
               "callbacks.model_checkpoint.every_n_epochs=1000"]
     results = []
     for aug in args.augs:

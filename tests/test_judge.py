@@ -64,7 +64,8 @@ def test_an_untrained_translator_is_near_chance_and_a_trained_one_clearly_above(
     """The quickstart's model for 4 of its epochs (384 batches, about a minute on 2 cores), with a faster mapping
     network: the judge's accuracy leaves chance (measured: 0.25 -> 0.54)."""
     cfg = compose_config(["experiment=quickstart", "trainer.max_epochs=4", "model.mapping_lr=1e-4", "loss.w_ds=0.5",
-                          *QUIET, "logger=[]", "callbacks.judge.every_n_epochs=0", "callbacks.model_checkpoint=null"],
+                          *QUIET, "logger=[]", "callbacks.judge.every_n_epochs=0", "callbacks.judge.at_end=false",
+                          "callbacks.model_checkpoint=null"],
                          str(tmp_path))
     dm, model, trainer = build(cfg)
     before = judge_model(model, dm, tmp_path / "judges", num_styles=1, max_sources=60)

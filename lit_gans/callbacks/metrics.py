@@ -110,7 +110,7 @@ class ValidationMetrics(Callback):
 
 class JudgeMetrics(Callback):
     """The judge of :mod:`lit_gans.metrics.judge` during training, for GANs (on by default; it needs no download):
-    every ``every_n_epochs`` epochs, at the epoch's end, a small classifier trained on the run's own training
+    every ``every_n_epochs`` epochs and at the end of the last epoch (``at_end``), a small classifier trained on the run's own training
     data judges the translations of a fixed set of held-out sources (the same sources and style codes each time),
     logged as ``val/judge_accuracy`` (the fraction judged in the target domain; chance is 1 / domains) and
     ``val/judge_fd`` (Fréchet distance in the judge's features; lower is closer). ``val/judge_accuracy`` is a
@@ -121,7 +121,9 @@ class JudgeMetrics(Callback):
     by sampling (Palette) are skipped. Computed on the global-zero process only.
 
     Args:
-        every_n_epochs: epochs between measurements (0: never).
+        every_n_epochs: epochs between measurements (0: only ``at_end``).
+        at_end: also measure at the end of the last epoch (by ``trainer.max_epochs``, or a stop asked for), so
+            every run ends with a value.
         max_sources: held-out source images translated (per domain pair for multi-domain data: at most this many
             sources in all); num_styles: StarGAN v2 style codes per source.
         max_train: training images the judge learns from; cache_dir: where judges are kept (None: next to the
@@ -129,8 +131,9 @@ class JudgeMetrics(Callback):
     """
 
     def __init__(self, every_n_epochs: int = 5, max_sources: int = 60, num_styles: int = 1, max_train: int = 3000,
-                 cache_dir: str | None = None, seed: int = 0):
+                 cache_dir: str | None = None, seed: int = 0, at_end: bool = True):
         self.every_n_epochs = int(every_n_epochs)
+        self.at_end = bool(at_end)
         self.kwargs = {"max_sources": int(max_sources), "max_train": int(max_train), "seed": int(seed),
                        "num_styles": int(num_styles)}
         self.cache_dir = cache_dir
@@ -144,10 +147,17 @@ class JudgeMetrics(Callback):
 
     def logged_metrics(self) -> list[str]:
         """What it logs (the HParams tab lists these as metrics)."""
-        return ["val/judge_accuracy", "val/judge_fd"] if self.every_n_epochs > 0 else []
+        return ["val/judge_accuracy", "val/judge_fd"] if self.every_n_epochs > 0 or self.at_end else []
+
+    def due(self, trainer: L.Trainer) -> bool:
+        epoch = trainer.current_epoch + 1
+        if self.every_n_epochs > 0 and epoch % self.every_n_epochs == 0:
+            return True
+        last = trainer.max_epochs is not None and trainer.max_epochs > 0 and epoch >= trainer.max_epochs
+        return self.at_end and (last or trainer.should_stop)
 
     def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        if self.every_n_epochs <= 0 or (trainer.current_epoch + 1) % self.every_n_epochs:
+        if not self.due(trainer):
             return
         if not self.applies_to(pl_module) or trainer.datamodule is None:
             return
