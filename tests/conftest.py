@@ -36,6 +36,16 @@ QUIET = [
 ]
 
 
+@pytest.fixture(autouse=True, scope="session")
+def _judge_cache(tmp_path_factory):
+    """Judges of built-in data are cached in a folder of the test session, not in the user's ~/.cache (the
+    variable reaches train.py / evaluate subprocesses through their environment)."""
+    mp = pytest.MonkeyPatch()
+    mp.setenv("LIT_GANS_JUDGE_CACHE", str(tmp_path_factory.mktemp("judges")))
+    yield
+    mp.undo()
+
+
 @pytest.fixture(autouse=True)
 def _torch_threads():
     torch.set_num_threads(max(1, min(2, os.cpu_count() or 1)))

@@ -23,16 +23,6 @@ STARGAN = ["model.img_size=32", "model.dim=16", "model.max_conv_dim=64", "model.
            "model.latent_dim=8", "model.optimizer.lr=1e-3", "model.mapping_lr=1e-5", *SHAPES]
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _judge_cache(tmp_path_factory):
-    """Judges of built-in data are cached in a folder of this module, not in the user's ~/.cache (the variable
-    reaches the evaluate subprocesses through their environment)."""
-    mp = pytest.MonkeyPatch()
-    mp.setenv("LIT_GANS_JUDGE_CACHE", str(tmp_path_factory.mktemp("judges")))
-    yield
-    mp.undo()
-
-
 @pytest.fixture(scope="module")
 def shapes():
     dm = SyntheticDomainsDataModule(img_size=32, per_domain=64, val_per_domain=10, batch_size=8, latent_dim=8)

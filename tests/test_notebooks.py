@@ -48,10 +48,10 @@ def printed(nb: nbformat.NotebookNode) -> str:
 def test_quickstart_trains_and_shows_curves_grids_and_translations(tmp_path, monkeypatch):
     nb = execute(ROOT / "notebooks" / "quickstart.ipynb", tmp_path, monkeypatch)
     run = tmp_path / "quickstart" / "run"
-    assert sorted(p.name for p in (run / "curves").glob("*.png")) == ["D.png", "G.png"]
+    assert sorted(p.name for p in (run / "curves").glob("*.png")) == ["D.png", "G.png", "val.png"]  # val: the judge
     assert (run / "checkpoints" / "last.ckpt").is_file()
     # Two curve groups, the last two grids, one translation figure.
-    assert images_shown(nb) == 2 + 2 + 1
+    assert images_shown(nb) == 3 + 2 + 1  # curves (D, G, the judge's val), ...
     text = printed(nb)
     assert "D/d_loss [adversarial]" in text
 
@@ -64,4 +64,4 @@ def test_latent_stargan_encodes_trains_and_decodes(tmp_path, monkeypatch):
     assert (out / "run" / "checkpoints" / "last.ckpt").is_file()
     text = printed(nb)
     assert "circle" in text and "triangle" in text  # the domains read from the folder
-    assert images_shown(nb) == 2 + 1 + 1  # curves, decoded translations, the decoded sample grid
+    assert images_shown(nb) == 3 + 1 + 1  # curves (D, G, val), decoded translations, the decoded sample grid

@@ -14,8 +14,9 @@ RUN = ["trainer.max_epochs=2", "trainer.limit_train_batches=2", "callbacks.model
 
 
 def names(scalars):
-    """The logged loss curves (``<tag>/<name>``) without their _step/_epoch suffix (not their spread bands)."""
-    return {t.rsplit("_", 1)[0] for t in scalars if "/" in t and not t.startswith("spread/")}
+    """The logged loss curves (``<tag>/<name>``) without their _step/_epoch suffix (not their spread bands, not the
+    judge's val/ metrics)."""
+    return {t.rsplit("_", 1)[0] for t in scalars if "/" in t and not t.startswith(("spread/", "val/"))}
 
 
 EXPECTED = {

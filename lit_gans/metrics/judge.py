@@ -178,7 +178,8 @@ def frechet_distance(real: Tensor, fake: Tensor) -> float:
 
     from lit_gans.metrics.distances import _Precomputed
 
-    fid = FrechetInceptionDistance(feature=_Precomputed(real.shape[1]), normalize=False)
+    # One process computes it (the callback runs on global rank zero): no gathering across DDP processes.
+    fid = FrechetInceptionDistance(feature=_Precomputed(real.shape[1]), normalize=False, sync_on_compute=False)
     fid.update(real.double(), real=True)
     fid.update(fake.double(), real=False)
     return float(fid.compute())
