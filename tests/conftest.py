@@ -33,6 +33,7 @@ QUIET = [
     "trainer.limit_val_batches=0",
     "callbacks.image_grid.every_n_steps=0",
     "trainer.log_every_n_steps=1",
+    "callbacks.judge.at_end=false",  # the judge callback is tested where it matters (test_judge, test_presets)
 ]
 
 
