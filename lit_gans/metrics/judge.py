@@ -187,12 +187,12 @@ def frechet_distance(real: Tensor, fake: Tensor) -> float:
 
 @torch.no_grad()
 def judge_multidomain(translate: Any, judge: Judge, sources: Tensor, source_labels: Tensor, reals: Tensor,
-                      real_labels: Tensor, num_styles: int = 4, seed: int = 0, batch_size: int = 64,
-                      latent_dim: int | None = None) -> dict[str, Any]:
+                      real_labels: Tensor, latent_dim: int, num_styles: int = 4, seed: int = 0,
+                      batch_size: int = 64) -> dict[str, Any]:
     """The judge's numbers for a multi-domain model (StarGAN v2, latent-guided).
 
-    ``translate(x, y_trg, z=None)`` maps data-space sources to target domain ``y_trg`` (the model's
-    :meth:`translate`); every source goes to every other domain with ``num_styles`` style codes drawn from
+    ``translate(x, y_trg, z)`` maps data-space sources to target domain ``y_trg`` with style codes ``z``
+    ``(B, latent_dim)`` (the model's :meth:`translate`); every source goes to every other domain with ``num_styles`` style codes drawn from
     ``seed``. ``reals``: real images of every domain (held out from the judge's training when possible), for
     the Fréchet distances."""
     names = judge.domain_names
@@ -210,7 +210,7 @@ def judge_multidomain(translate: Any, judge: Judge, sources: Tensor, source_labe
                 continue
             outs = []
             for _ in range(num_styles):
-                z = torch.randn(len(x), latent_dim or _latent_dim(translate), generator=g)
+                z = torch.randn(len(x), latent_dim, generator=g)
                 outs += [translate(xb, t, z=zb).cpu() for xb, zb in zip(x.split(batch_size), z.split(batch_size), strict=True)]
             fake = torch.cat(outs)
             fakes_by_target[t].append(fake)
@@ -224,20 +224,19 @@ def judge_multidomain(translate: Any, judge: Judge, sources: Tensor, source_labe
             "judge_real_accuracy": judge.real_accuracy, "judge_chance": 1.0 / n_dom}
 
 
-def _latent_dim(translate: Any) -> int:
-    owner = getattr(translate, "__self__", None)
-    cfg = getattr(owner, "net_cfg", {}) if owner is not None else {}
-    return int(cfg.get("latent_dim", 16))
+def spread_indices(n: int, limit: int | None) -> list[int]:
+    """At most ``limit`` of the indices ``0 .. n-1``, spread evenly (all of them when ``limit`` is None or >= n)."""
+    if limit is None or limit >= n:
+        return list(range(n))
+    return torch.linspace(0, n - 1, limit).round().long().tolist()
 
 
 def domain_tensors(items: Any, limit: int | None = None) -> tuple[Tensor, Tensor]:
     """``(images (N, C, H, W), labels (N,))`` of a multi-domain dataset's sources (its ``x_src``/``y_src``), in
     the data's own space; at most ``limit`` items, spread evenly."""
-    n = len(items)
-    idx = range(n) if limit is None or limit >= n else torch.linspace(0, n - 1, limit).round().long().tolist()
     xs, ys = [], []
-    for i in idx:
-        item = items[int(i)]
+    for i in spread_indices(len(items), limit):
+        item = items[i]
         xs.append(item["x_src"])
         ys.append(int(item["y_src"]))
     return torch.stack(xs), torch.tensor(ys)
@@ -283,15 +282,14 @@ def judge_multidomain_model(model: Any, datamodule: Any, cache_dir: str | os.Pat
         return _pixels(model.translate(xb.to(model.device), t, z=z.to(model.device)).cpu(), vae)
 
     try:
-        return judge_multidomain(translate, judge, x, y, _pixels(x, vae), y, num_styles=num_styles, seed=seed,
-                                 latent_dim=int(model.net_cfg["latent_dim"]))
+        return judge_multidomain(translate, judge, x, y, _pixels(x, vae), y, int(model.net_cfg["latent_dim"]),
+                                 num_styles=num_styles, seed=seed)
     finally:
         model.train(was_training)
 
 
 def _side(load: Any, n: int, limit: int | None) -> Tensor:
-    idx = range(n) if limit is None or limit >= n else torch.linspace(0, n - 1, limit).round().long().tolist()
-    return torch.stack([load(int(i)) for i in idx])
+    return torch.stack([load(i) for i in spread_indices(n, limit)])
 
 
 @torch.no_grad()
