@@ -1,6 +1,7 @@
 """Refactoring does not change behaviour: for every model, the values of every logged loss term and total over 3
 training steps (CPU, fp32, deterministic, fixed seed) equal the values recorded in tests/fixtures/ before the
-code was restructured, to 1e-6.
+code was restructured, to 2e-5 (relative): float32 kernels differ between CPUs (AVX2 and AVX-512 builds of the
+same op) by a few 1e-6 after two optimizer steps, while any change of a term, weight or step moves them by far more.
 
 ``LIT_GANS_RECORD_BEHAVIOUR=1 pytest tests/test_behaviour_pinned.py`` rewrites the fixture; do that only for a
 change that is meant to change the numbers, and say so in its commit.
@@ -78,4 +79,4 @@ def test_three_steps_log_what_they_logged_before_the_restructuring(model, tmp_pa
     for step, (a, b) in enumerate(zip(want, got, strict=True)):
         assert set(b) == set(a), (model, step, sorted(set(a) ^ set(b)))
         for name in a:
-            assert math.isclose(b[name], a[name], rel_tol=1e-6, abs_tol=1e-6), (model, step, name, a[name], b[name])
+            assert math.isclose(b[name], a[name], rel_tol=2e-5, abs_tol=1e-6), (model, step, name, a[name], b[name])
