@@ -16,6 +16,7 @@ from lightning.pytorch.loggers import MLFlowLogger, TensorBoardLogger, WandbLogg
 from lightning.pytorch.utilities import rank_zero_only
 from PIL import Image
 
+from lit_gans.utils.modes import evaluating
 from lit_gans.utils.view import labelled_grid, to_rgb01
 
 log = logging.getLogger(__name__)
@@ -130,15 +131,10 @@ class ImageGrid(Callback):
         if self._batch is None or not hasattr(pl_module, "visuals"):
             return
         batch = {k: v.to(pl_module.device) if torch.is_tensor(v) else v for k, v in self._batch.items()}
-        was_training = pl_module.training
-        pl_module.eval()
-        try:
-            with torch.no_grad():
-                columns = pl_module.visuals(batch)
-                vae = self._vae_for(pl_module)
-                images = {name: to_rgb01(c, vae).cpu() for name, c in columns.items()}
-        finally:
-            pl_module.train(was_training)
+        with evaluating(pl_module), torch.no_grad():
+            columns = pl_module.visuals(batch)
+            vae = self._vae_for(pl_module)
+            images = {name: to_rgb01(c, vae).cpu() for name, c in columns.items()}
         labels = domain_labels(trainer, self._batch)
         grid = labelled_grid(images, labels, row_title="target" if labels else "", min_tile=self.min_tile)
         self._write(trainer, "samples", list(columns), grid)

@@ -10,6 +10,8 @@ import lightning as L
 import torch
 from lightning.pytorch.callbacks import Callback
 
+from lit_gans.utils.modes import evaluating
+
 log = logging.getLogger(__name__)
 
 
@@ -83,12 +85,8 @@ class ValidationMetrics(Callback):
         from lit_gans.metrics.protocols import evaluate_model
 
         extractor, lpips, vae = self.networks(pl_module)
-        was_training = pl_module.training
-        pl_module.eval()
-        try:
+        with evaluating(pl_module):
             results = evaluate_model(pl_module, trainer.datamodule, extractor, lpips, vae=vae, **self.protocol)
-        finally:
-            pl_module.train(was_training)
         return self.scalars(results)
 
     @staticmethod

@@ -32,6 +32,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from lit_gans.nets.classifier import DomainClassifier
+from lit_gans.utils.modes import evaluating
 
 log = logging.getLogger(__name__)
 CACHE_ENV = "LIT_GANS_JUDGE_CACHE"
@@ -275,17 +276,13 @@ def judge_multidomain_model(model: Any, datamodule: Any, cache_dir: str | os.Pat
     judge = cached_judge(_pixels(train_x, vae), train_y, list(datamodule.domain_names), cache_dir)
     held = datamodule.val_set if datamodule.val_set is not None else datamodule.train_set
     x, y = domain_tensors(held, max_sources)
-    was_training = model.training
-    model.eval()
 
     def translate(xb: Tensor, t: int, z: Tensor) -> Tensor:
         return _pixels(model.translate(xb.to(model.device), t, z=z.to(model.device)).cpu(), vae)
 
-    try:
+    with evaluating(model):
         return judge_multidomain(translate, judge, x, y, _pixels(x, vae), y, int(model.net_cfg["latent_dim"]),
                                  num_styles=num_styles, seed=seed)
-    finally:
-        model.train(was_training)
 
 
 def _side(load: Any, n: int, limit: int | None) -> Tensor:
@@ -311,15 +308,10 @@ def judge_a_to_b_model(model: Any, datamodule: Any, cache_dir: str | os.PathLike
     load_a, n_a, load_b, n_b = a_to_b_sides(items_of(datamodule, "val"))
     sources, reals = _side(load_a, n_a, max_sources), _side(load_b, n_b, max_sources)
     translate = inference.adapter_for(model)
-    was_training = model.training
-    model.eval()
-    try:
-        with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(seed)
-            fake = torch.cat([_pixels(translate(model, x.to(model.device), options or {}).cpu(), vae)
-                              for x in sources.split(batch_size)])
-    finally:
-        model.train(was_training)
+    with evaluating(model), torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        fake = torch.cat([_pixels(translate(model, x.to(model.device), options or {}).cpu(), vae)
+                          for x in sources.split(batch_size)])
     accuracy = float((judge.predict(fake) == 1).float().mean())
     fd = frechet_distance(judge.features(_pixels(reals, vae)), judge.features(fake)) if len(reals) >= 2 else float("nan")
     return {"judge_accuracy": accuracy, "judge_accuracy_pairs": {"A->B": accuracy}, "judge_fd": fd,

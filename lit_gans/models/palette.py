@@ -27,6 +27,7 @@ from lit_gans.errors import ConfigError
 from lit_gans.losses.diffusion_spec import diffusion as diffusion_terms
 from lit_gans.models.base import GANModule, _plain, trainer_of
 from lit_gans.nets.palette_unet import PaletteUNet
+from lit_gans.utils.modes import evaluating
 
 DIFFUSION_DEFAULTS: dict[str, Any] = {
     "timesteps": 1000,
@@ -228,12 +229,8 @@ class Palette(GANModule):
             with self._autocast():
                 return unet(x, t, c).float()
 
-        was_training = unet.training
-        unet.eval()  # no dropout while sampling, whatever mode the module is in
-        try:
+        with evaluating(unet):  # no dropout while sampling, whatever mode the module is in
             x0 = sample(eps_fn, x_T, self.schedule, sampler, steps, eta, generator, self._clip())
-        finally:
-            unet.train(was_training)
         return self.to_data_space(x0).float()
 
     @torch.no_grad()

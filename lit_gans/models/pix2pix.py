@@ -29,6 +29,7 @@ from lit_gans.losses.pix2pix_spec import TOTALS, pix2pix
 from lit_gans.models.base import GANModule, _plain, trainer_of
 from lit_gans.nets.patchgan import PatchDiscriminator
 from lit_gans.nets.unet import UnetGenerator
+from lit_gans.utils.modes import evaluating
 
 log = logging.getLogger(__name__)
 
@@ -207,12 +208,8 @@ class Pix2Pix(GANModule):
         translate in batches of the training batch size to normalise as in training."""
         x = self.to_model_space(x.to(self.device))
         if self.eval_mode:
-            was_training = self.generator.training
-            self.generator.eval()
-            try:
+            with evaluating(self.generator):
                 return self.to_data_space(self.generator(x)).float()
-            finally:
-                self.generator.train(was_training)
         with batch_statistics(self.generator):
             return self.to_data_space(self.generator(x)).float()
 
