@@ -20,7 +20,7 @@ $(STAMP): pyproject.toml constraints.txt
 	$(PIP_INSTALL) -e '.[test]'
 	@touch $(STAMP)
 
-## Train the default model (StarGAN v2) on the built-in shapes data, ~4 min on a 2-core CPU; more overrides: make train ARGS="trainer.max_epochs=30"
+## Train the default model (StarGAN v2) on the built-in shapes data, ~5 min on a 2-core CPU; more overrides: make train ARGS="trainer.max_epochs=30"
 train: $(STAMP)
 	$(PY) train.py experiment=quickstart $(ARGS)
 

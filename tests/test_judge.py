@@ -49,23 +49,38 @@ def test_the_judge_recovers_the_shapes_and_is_at_chance_on_noise(shapes, tmp_pat
     assert len(list(tmp_path.glob("judge_*.pt"))) == 2
 
 
-@pytest.mark.slow
-def test_an_untrained_translator_is_near_chance_and_a_trained_one_clearly_above(tmp_path):
-    """The quickstart's model for 4 of its epochs (384 batches, about a minute on 2 cores), with a faster mapping
-    network: the judge's accuracy leaves chance (measured: 0.25 -> 0.54)."""
-    cfg = compose_config(["experiment=quickstart", "trainer.max_epochs=4", "model.mapping_lr=1e-4", "loss.w_ds=0.5",
-                          *QUIET, "logger=[]", "callbacks.judge.every_n_epochs=0", "callbacks.judge.at_end=false",
-                          "callbacks.model_checkpoint=null"],
-                         str(tmp_path))
-    dm, model, trainer = build(cfg)
-    before = judge_model(model, dm, tmp_path / "judges", num_styles=1, max_sources=60)
-    trainer.fit(model, datamodule=dm)
-    after = judge_model(model, dm, tmp_path / "judges", num_styles=1, max_sources=60)
-    assert before["judge_real_accuracy"] >= 0.95 and before["judge_chance"] == pytest.approx(1 / 3)
-    assert before["judge_accuracy"] <= 0.4
-    assert after["judge_accuracy"] >= before["judge_accuracy"] + 0.15, (before, after)
-    assert set(after["judge_accuracy_pairs"]) == {f"{a}->{b}" for a in dm.domain_names for b in dm.domain_names
-                                                  if a != b}
+def test_the_judge_tells_a_translator_that_changes_the_domain_from_one_that_does_not(tmp_path):
+    """The protocol on the quickstart's data, without training a GAN: an untrained StarGAN v2 is near chance, the
+    identity (keeps every source's shape) scores 0, and an oracle that returns a real held-out image of the target
+    domain scores about 1, with a lower Fréchet distance than the untrained model. (Training the quickstart for a
+    few epochs took 90 s here and only moved the accuracy from 0.25 to 0.54; `make figures` measures the trained
+    quickstart, and test_the_callback_logs_what_evaluating_the_checkpoint_gives checks a trained checkpoint.)"""
+    from lit_gans.metrics.judge import default_cache_dir, judge_multidomain
+
+    cfg = compose_config(["experiment=quickstart", *QUIET, "logger=[]"], str(tmp_path))
+    dm, model, _ = build(cfg)
+    untrained = judge_model(model, dm, num_styles=1, max_sources=60)
+    assert untrained["judge_real_accuracy"] >= 0.95 and untrained["judge_chance"] == pytest.approx(1 / 3)
+    assert untrained["judge_accuracy"] <= 0.45
+    assert set(untrained["judge_accuracy_pairs"]) == {f"{a}->{b}" for a in dm.domain_names for b in dm.domain_names
+                                                      if a != b}
+
+    dm.setup("fit")
+    train_x, train_y = domain_tensors(dm.train_set, 3000)
+    judge = cached_judge(train_x, train_y, list(dm.domain_names), default_cache_dir(dm))  # the one judge_model trained
+    x, y = domain_tensors(dm.val_set, 60)
+    pool = {t: train_x[train_y == t] for t in range(3)}
+
+    def oracle(xb, t, z):  # a real image of the target domain for every source
+        return pool[t][torch.randint(len(pool[t]), (len(xb),))]
+
+    def identity(xb, t, z):
+        return xb
+
+    perfect = judge_multidomain(oracle, judge, x, y, x, y, latent_dim=16, num_styles=1)
+    unchanged = judge_multidomain(identity, judge, x, y, x, y, latent_dim=16, num_styles=1)
+    assert perfect["judge_accuracy"] >= 0.95 and unchanged["judge_accuracy"] == 0.0
+    assert perfect["judge_fd"] < untrained["judge_fd"]
 
 
 def _evaluate(tmp_path, ckpt, *extra, env=None):

@@ -140,3 +140,44 @@ def test_checkpoint_is_weights_only_loadable_and_rebuilds_the_model(make_cfg, tm
     assert again.latent_scale == pytest.approx(0.18215) and again.ema_updates == 1
     for a, b in zip(again.generator_ema.parameters(), model.generator_ema.parameters(), strict=True):
         assert torch.equal(a, b)
+
+
+def test_mismatched_domains_is_never_the_sources_own():
+    from lit_gans.models.stargan_v2 import mismatched_domains
+
+    k = 3
+    y_src, y_trg = torch.arange(k).repeat_interleave(k), torch.arange(k).repeat(k)
+    wrong = mismatched_domains(y_src, y_trg, k)
+    assert (wrong != y_src).all()
+    assert torch.equal(wrong[y_trg != y_src], y_trg[y_trg != y_src])  # the target where it differs
+
+
+def test_d_mismatch_is_the_fake_side_on_sources_shown_to_another_domains_head(make_cfg):
+    """loss.w_mismatch: D's head of a domain the source is not in calls the (real) source fake; d_loss adds it
+    with its weight; d_adv is unchanged (R1 and non-R1 steps, where the sources share D's batched pass)."""
+    from lit_gans.models.stargan_v2 import mismatched_domains
+
+    w = 0.6
+    cfg = make_cfg("model.optimizer.lr=0", "model.mapping_lr=0", "model.optimizer.weight_decay=0", "loss.r1_interval=2",
+                   f"loss.w_mismatch={w}", "loss.w_r1=0.7", "trainer.max_epochs=1", "trainer.limit_train_batches=2",
+                   "logger=[]", "callbacks.model_checkpoint=null")
+    datamodule, model, trainer = build(cfg)
+    start = copy.deepcopy(model)
+    cap = Capture()
+    trainer.callbacks.append(cap)
+    trainer.fit(model, datamodule=datamodule)
+    assert len(cap.steps) == 2
+    G, E, F, D = start.generator, start.style_encoder, start.mapping_network, start.discriminator
+    for step, (batch, got, _) in enumerate(cap.steps):
+        x, y_src, y = batch["x_src"], batch["y_src"], batch["y_trg"]
+        mismatch = d_hinge_loss(torch.full((1,), 9.0), D(x, mismatched_domains(y_src, y, start.net_cfg["num_domains"])))
+        real = D(batch["x_ref"], y)
+        fake_ref, fake_lat = G(x, E(batch["x_ref"], y)), G(x, F(batch["z1"], y))
+        d_adv = 0.5 * (d_hinge_loss(real, D(fake_ref, y)) + d_hinge_loss(real, D(fake_lat, y)))
+        x_r1 = batch["x_ref"].clone().requires_grad_(True)
+        r1 = r1_penalty(D(x_r1, y), x_r1) if step % 2 == 0 else torch.tensor(0.0)
+        assert got["D/d_mismatch"].item() == pytest.approx(mismatch.item(), rel=2e-4, abs=1e-5), step
+        assert got["D/d_adv"].item() == pytest.approx(d_adv.item(), rel=2e-4, abs=1e-5), step
+        want = d_adv + w * mismatch + 0.7 * 2 * r1
+        assert got["D/d_loss"].item() == pytest.approx(want.item(), rel=2e-4, abs=1e-5), step
+    assert mismatch.item() > 0.5  # an untrained D is far from calling every mismatched source fake

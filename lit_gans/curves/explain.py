@@ -41,6 +41,14 @@ STARGAN: dict[str, Explanation] = {
         "adv_D(real refs, fakes of the latent path)), conditioned on the target domain.",
         "Same reading as d_loss (hinge: 2 at zero logits); the gap between d_loss and d_adv is the R1 share.",
         "adversarial"),
+    "d_mismatch": Explanation(
+        "Matching-aware term (loss.w_mismatch; 0 and not computed when that is 0): the fake side of the adversarial "
+        "loss on the real sources shown to the head of a domain they are not in (hinge: mean(relu(1 + D_y'(x))) "
+        "for x of domain y, y' != y). It enters d_loss with weight w_mismatch.",
+        "Falling means each head of D tells its own domain from real images of the others (what makes G change "
+        "the domain's content, a square's corners rather than only its colour). Near 1 (hinge) means D's heads "
+        "do not tell domains apart yet.",
+        "adversarial"),
     "r1": Explanation(
         "R1 gradient penalty, raw: mean over the batch of ||d sum(D(x_real)) / d x_real||^2, computed in float32 "
         "with autocast off, only every r1_interval batches and logged as 0 on the others (so its epoch mean is "

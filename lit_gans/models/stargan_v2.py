@@ -31,6 +31,12 @@ from lit_gans.nets.fan import FAN, load_fan
 from lit_gans.nets.stargan_v2 import Discriminator, Generator, MappingNetwork, StyleEncoder
 
 
+def mismatched_domains(y_src: Tensor, y_trg: Tensor, num_domains: int) -> Tensor:
+    """For each source of domain ``y_src``, a domain it does not belong to: the target ``y_trg`` where that differs,
+    else the next domain ``(y_src + 1) % num_domains``. ``(B,)`` int64 on the labels' device, without a host sync."""
+    return torch.where(y_trg != y_src, y_trg, (y_src + 1) % num_domains)
+
+
 class StarGANv2(GANModule):
     """Args:
         img_size: height and width of images/latents (power of two).
@@ -170,6 +176,11 @@ class StarGANv2(GANModule):
         aug = self.augment_d
         with self.toggled_optimizer(opt_d):
             x_real = self.shown_as_real(x_ref, fake_ref)
+            # With d_mismatch, the sources join the pass that D sees as fake, each shown to the head of another
+            # domain (the target's, or the next domain's when the target is the source's own).
+            mismatch = obj.active("d_mismatch")
+            shown_fake = torch.cat([fakes.detach(), x_src]) if mismatch else fakes.detach()
+            y_fake = torch.cat([y2, mismatched_domains(y_src, y_trg, self.net_cfg["num_domains"])]) if mismatch else y2
             if obj.active("r1"):
                 # R1 in float32 with autocast off, w.r.t. the un-augmented reals (augmented inside the graph,
                 # as StyleGAN2-ADA); on these steps the same fp32 pass gives the real logits.
@@ -177,10 +188,13 @@ class StarGANv2(GANModule):
                 with torch.autocast(self.device.type, enabled=False):
                     real_logits = eager(self.discriminator)(aug(x_real), y_trg)
                     obj.compute("r1", real_logits, x_real)
-                fake_logits = self.discriminator(aug(fakes.detach()), y2)
+                fake_logits = self.discriminator(aug(shown_fake), y_fake)
             else:
-                logits = self.discriminator(aug(torch.cat([x_real, fakes.detach()])), y_trg.repeat(3))
+                logits = self.discriminator(aug(torch.cat([x_real, shown_fake])), torch.cat([y_trg, y_fake]))
                 real_logits, fake_logits = logits[:b], logits[b:]
+            if mismatch:
+                fake_logits, mismatch_logits = fake_logits[:2 * b], fake_logits[2 * b:]
+                obj.compute("d_mismatch", mismatch_logits)
             self.observe_real_logits(real_logits)
             adv_d = obj.fn("d_adv")
             fake_ref_logits, fake_lat_logits = fake_logits.chunk(2)
