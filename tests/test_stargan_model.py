@@ -16,19 +16,23 @@ from lit_gans.train import build
 W = {"w_adv": 1.2, "w_sty": 1.5, "w_cyc": 0.8, "w_id": 0.5, "w_ds": 2.0, "w_r1": 0.7, "ds_margin": 0.3}
 
 
-def test_training_step_equals_the_seed_formulas(make_cfg):
-    # lr = 0: no net changes during the step, so every term can be recomputed from a copy of the start.
-    cfg = make_cfg(
-        "model.optimizer.lr=0", "model.mapping_lr=0", "model.optimizer.weight_decay=0", "loss.r1_interval=2",
-        "loss.ds_decay_epochs=4", "trainer.max_epochs=1", "trainer.limit_train_batches=2", "logger=[]",
-        "callbacks.model_checkpoint=null", *[f"loss.{k}={v}" for k, v in W.items()],
-    )
+def two_frozen_steps(make_cfg, *overrides: str):
+    """Two training steps at learning rate 0 (R1 on the first): the model as it started and what each step logged.
+    No net changes during the steps, so every term can be recomputed from the starting copy."""
+    cfg = make_cfg("model.optimizer.lr=0", "model.mapping_lr=0", "model.optimizer.weight_decay=0", "loss.r1_interval=2",
+                   "trainer.max_epochs=1", "trainer.limit_train_batches=2", "logger=[]", "callbacks.model_checkpoint=null",
+                   *overrides)
     datamodule, model, trainer = build(cfg)
     start = copy.deepcopy(model)
     cap = Capture()
     trainer.callbacks.append(cap)
     trainer.fit(model, datamodule=datamodule)
     assert len(cap.steps) == 2
+    return start, cap
+
+
+def test_training_step_equals_the_seed_formulas(make_cfg):
+    start, cap = two_frozen_steps(make_cfg, "loss.ds_decay_epochs=4", *[f"loss.{k}={v}" for k, v in W.items()])
     G, E, F, D = start.generator, start.style_encoder, start.mapping_network, start.discriminator
     for step, (batch, got, _) in enumerate(cap.steps):
         x, y_src, x_ref, y = batch["x_src"], batch["y_src"], batch["x_ref"], batch["y_trg"]
@@ -158,15 +162,7 @@ def test_d_mismatch_is_the_fake_side_on_sources_shown_to_another_domains_head(ma
     from lit_gans.models.stargan_v2 import mismatched_domains
 
     w = 0.6
-    cfg = make_cfg("model.optimizer.lr=0", "model.mapping_lr=0", "model.optimizer.weight_decay=0", "loss.r1_interval=2",
-                   f"loss.w_mismatch={w}", "loss.w_r1=0.7", "trainer.max_epochs=1", "trainer.limit_train_batches=2",
-                   "logger=[]", "callbacks.model_checkpoint=null")
-    datamodule, model, trainer = build(cfg)
-    start = copy.deepcopy(model)
-    cap = Capture()
-    trainer.callbacks.append(cap)
-    trainer.fit(model, datamodule=datamodule)
-    assert len(cap.steps) == 2
+    start, cap = two_frozen_steps(make_cfg, f"loss.w_mismatch={w}", "loss.w_r1=0.7")
     G, E, F, D = start.generator, start.style_encoder, start.mapping_network, start.discriminator
     for step, (batch, got, _) in enumerate(cap.steps):
         x, y_src, y = batch["x_src"], batch["y_src"], batch["y_trg"]
