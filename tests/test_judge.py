@@ -69,7 +69,7 @@ def test_the_judge_tells_a_translator_that_changes_the_domain_from_one_that_does
     train_x, train_y = domain_tensors(dm.train_set, 3000)
     judge = cached_judge(train_x, train_y, list(dm.domain_names), default_cache_dir(dm))  # the one judge_model trained
     x, y = domain_tensors(dm.val_set, 60)
-    pool = {t: train_x[train_y == t] for t in range(3)}
+    pool = {t: train_x[train_y == t] for t in range(len(dm.domain_names))}
 
     def oracle(xb, t, z):  # a real image of the target domain for every source
         return pool[t][torch.randint(len(pool[t]), (len(xb),))]
@@ -77,8 +77,9 @@ def test_the_judge_tells_a_translator_that_changes_the_domain_from_one_that_does
     def identity(xb, t, z):
         return xb
 
-    perfect = judge_multidomain(oracle, judge, x, y, x, y, latent_dim=16, num_styles=1)
-    unchanged = judge_multidomain(identity, judge, x, y, x, y, latent_dim=16, num_styles=1)
+    latent_dim = model.net_cfg["latent_dim"]
+    perfect = judge_multidomain(oracle, judge, x, y, x, y, latent_dim=latent_dim, num_styles=1)
+    unchanged = judge_multidomain(identity, judge, x, y, x, y, latent_dim=latent_dim, num_styles=1)
     assert perfect["judge_accuracy"] >= 0.95 and unchanged["judge_accuracy"] == 0.0
     assert perfect["judge_fd"] < untrained["judge_fd"]
 

@@ -179,8 +179,10 @@ class StarGANv2(GANModule):
             # With d_mismatch, the sources join the pass that D sees as fake, each shown to the head of another
             # domain (the target's, or the next domain's when the target is the source's own).
             mismatch = obj.active("d_mismatch")
-            shown_fake = torch.cat([fakes.detach(), x_src]) if mismatch else fakes.detach()
-            y_fake = torch.cat([y2, mismatched_domains(y_src, y_trg, self.net_cfg["num_domains"])]) if mismatch else y2
+            shown_fake, y_fake = fakes.detach(), y2
+            if mismatch:
+                shown_fake = torch.cat([shown_fake, x_src])
+                y_fake = torch.cat([y_fake, mismatched_domains(y_src, y_trg, self.net_cfg["num_domains"])])
             if obj.active("r1"):
                 # R1 in float32 with autocast off, w.r.t. the un-augmented reals (augmented inside the graph,
                 # as StyleGAN2-ADA); on these steps the same fp32 pass gives the real logits.
