@@ -94,14 +94,35 @@ def test_projection_heads_sample_the_same_positions_and_normalise():
     assert [len(i) for i in ids] == [10, 4] and len(set(ids[0].tolist())) == 10
     out = heads(feats, ids)
     assert [o.shape for o in out] == [(2, 10, 16), (2, 4, 16)]
-    assert torch.allclose(out[0].norm(dim=-1), torch.ones(2, 10))
+    raw_norm = torch.stack([heads.mlps[0](feats[0][b].flatten(1)[:, ids[0]].T).norm(dim=-1) for b in range(2)])
+    assert torch.allclose(out[0].norm(dim=-1), raw_norm / (raw_norm + 1e-7))  # unit norm but for CUT's epsilon
     # row p of sample b is the head applied to the feature vector at flat position ids[p] of sample b
     p = ids[0][3]
     v = feats[0][1, :, p // 5, p % 5]
     want = heads.mlps[0](v)
-    assert torch.allclose(out[0][1, 3], want / want.norm(), atol=1e-6)
+    assert torch.allclose(out[0][1, 3], want / (want.norm() + 1e-7), atol=1e-6)
     with pytest.raises(ValueError, match="built for 3 channels"):
         heads([torch.randn(1, 4, 5, 5), feats[1]], ids)
+
+
+def test_projection_heads_normalise_as_cuts_normalize_at_xavier_init_norms():
+    """CUT's heads (xavier, gain 0.02) start with embedding norms near 1e-5, where CUT's ``x / (||x|| + 1e-7)``
+    and ``F.normalize``'s ``x / max(||x||, 1e-7)`` differ by about 1 %: the heads give the official form to 1e-6
+    (relative; float32 rounding of one division), and the test checks that the two forms do differ there."""
+    torch.manual_seed(0)
+    heads = PatchProjection([8, 16], dim=32, init="xavier", init_gain=0.02)
+    feats = [torch.randn(2, 8, 6, 6) * 0.05, torch.randn(2, 16, 4, 4) * 0.05]
+    ids = [torch.arange(10), torch.arange(7)]
+    with torch.no_grad():
+        out = heads(feats, ids)
+        for f, i, mlp, got in zip(feats, ids, heads.mlps, out, strict=True):
+            raw = mlp(f.flatten(2).index_select(2, i).transpose(1, 2))
+            norm = raw.norm(dim=-1, keepdim=True)
+            assert norm.max() < 1e-3  # the regime this test is for
+            official = raw / (norm + 1e-7)
+            clamped = torch.nn.functional.normalize(raw, dim=-1, eps=1e-7)
+            assert ((got - official).abs().max() / official.abs().max()) < 1e-6
+            assert ((clamped - official).abs().max() / official.abs().max()) > 1e-4
 
 
 def test_unet_segmenter_gives_per_pixel_logits():

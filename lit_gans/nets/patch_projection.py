@@ -2,7 +2,7 @@
 
 For each feature layer, the same random spatial positions are taken from every sample of the batch; each
 picked feature vector goes through that layer's 2-layer MLP (``Linear-ReLU-Linear``, 256 units) and is
-L2-normalised. The PatchNCE loss (:mod:`lit_gans.losses.contrastive`) compares these embeddings.
+L2-normalised as CUT's ``Normalize`` does, ``x / (||x|| + 1e-7)`` (:func:`l2_normalize`). The PatchNCE loss (:mod:`lit_gans.losses.contrastive`) compares these embeddings.
 
 CUT builds the MLPs lazily at the first forward pass, from the channels of the features it receives, and
 creates their optimizer after a first data-dependent pass (``data_dependent_initialize``). Here the widths
@@ -17,10 +17,22 @@ from collections.abc import Sequence
 from typing import Any
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor, nn
 
 from lit_gans.nets.patchgan import init_weights
+
+
+NORM_EPS = 1e-7  # CUT's models/networks.py: Normalize(power=2), out = x.div(norm + 1e-7)
+
+
+def l2_normalize(x: Tensor, dim: int = -1) -> Tensor:
+    """``x / (||x||_2 + 1e-7)`` along ``dim``, CUT's ``Normalize``.
+
+    Not ``F.normalize(x, eps=1e-7)``, which divides by ``max(||x||, 1e-7)``: the two agree for norms far above
+    1e-7, but CUT's xavier(0.02) heads start with embedding norms of about 1e-5 to 3e-5, where the official
+    ``+ 1e-7`` shrinks each embedding by 0.3-1 % and changes PatchNCE and its gradients by as much.
+    """
+    return x / (x.norm(p=2, dim=dim, keepdim=True) + NORM_EPS)
 
 
 class PatchProjection(nn.Module):
@@ -64,5 +76,5 @@ class PatchProjection(nn.Module):
             if f.shape[1] != c:
                 raise ValueError(f"a head built for {c} channels got features with {f.shape[1]}")
             picked = f.flatten(2).index_select(2, ids).transpose(1, 2)  # (B, P, C)
-            out.append(F.normalize(mlp(picked), dim=-1, eps=1e-7))
+            out.append(l2_normalize(mlp(picked)))
         return out
