@@ -16,6 +16,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from lit_gans.utils.precision import float32_or_wider
+
 
 def patch_nce_loss(query: Tensor, key: Tensor, temperature: float = 0.07) -> Tensor:
     """Mean PatchNCE loss of ``B * P`` patches.
@@ -30,7 +32,7 @@ def patch_nce_loss(query: Tensor, key: Tensor, temperature: float = 0.07) -> Ten
     bf16 similarities would be off by a few hundredths in the logits).
     """
     with torch.autocast(query.device.type, enabled=False):
-        q, k = query.float(), key.detach().float()
+        q, k = float32_or_wider(query), float32_or_wider(key.detach())
         b, p, _ = q.shape
         l_pos = (q * k).sum(-1, keepdim=True)  # (B, P, 1)
         l_neg = torch.bmm(q, k.transpose(1, 2))  # (B, P, P)

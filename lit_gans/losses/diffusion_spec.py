@@ -14,16 +14,17 @@ from torch import Tensor
 
 from lit_gans.errors import ConfigError
 from lit_gans.losses.objective import LossTerm
+from lit_gans.utils.precision import float32_or_wider
 
 
 def noise_l2(eps_pred: Tensor, eps: Tensor) -> Tensor:
     """Mean squared error of the predicted noise (DDPM's ``L_simple``), in float32 under autocast."""
-    return F.mse_loss(eps_pred.float(), eps.float())
+    return F.mse_loss(float32_or_wider(eps_pred), float32_or_wider(eps))
 
 
 def noise_l1(eps_pred: Tensor, eps: Tensor) -> Tensor:
     """Mean absolute error of the predicted noise (Palette's L1 variant), in float32."""
-    return F.l1_loss(eps_pred.float(), eps.float())
+    return F.l1_loss(float32_or_wider(eps_pred), float32_or_wider(eps))
 
 
 NOISE_LOSSES: dict[str, Callable[[Tensor, Tensor], Tensor]] = {"l2": noise_l2, "l1": noise_l1}

@@ -22,6 +22,7 @@ from torchvision.models import VGG19_Weights
 from torchvision.models.vgg import cfgs, make_layers
 
 from lit_gans.errors import ConfigError
+from lit_gans.utils.precision import float32_or_wider, wide_dtype
 
 VGG19_CFG = cfgs["E"]
 WEIGHTS = VGG19_Weights.IMAGENET1K_V1
@@ -163,7 +164,7 @@ class VGGPerceptualLoss:
         feats_fake = self.features(fake)
         with torch.no_grad():
             feats_real = self.features(real)
-        total = fake.new_zeros((), dtype=torch.float32)
+        total = fake.new_zeros((), dtype=wide_dtype(fake.dtype))
         for w, a, b in zip(self.layer_weights, feats_fake, feats_real, strict=True):
-            total = total + w * (a.float() - b.float()).abs().mean()
+            total = total + w * (float32_or_wider(a) - float32_or_wider(b)).abs().mean()
         return total

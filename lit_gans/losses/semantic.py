@@ -5,12 +5,14 @@ from __future__ import annotations
 import torch.nn.functional as F
 from torch import Tensor
 
+from lit_gans.utils.precision import float32_or_wider
+
 
 def semantic_mask_loss(logits: Tensor, mask: Tensor) -> Tensor:
     """Cross-entropy of segmenter logits ``(B, K, H, W)`` against class ids ``(B, H, W)`` (long, 0..K-1), mean
     over pixels, in float32. ``f_s`` is trained with it on real images; ``G_sem_mask_AB`` applies it to
     ``f_s(G(A))`` with A's mask, so the translation keeps A's label map."""
-    return F.cross_entropy(logits.float(), mask)
+    return F.cross_entropy(float32_or_wider(logits), mask)
 
 
 def out_mask_loss(fake: Tensor, real: Tensor, mask: Tensor) -> Tensor:

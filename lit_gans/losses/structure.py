@@ -23,6 +23,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from lit_gans.errors import ConfigError
+from lit_gans.utils.precision import float32_or_wider, wide_dtype
 
 Metric = Literal["l1", "l2"]
 METRICS = ("l1", "l2")
@@ -34,16 +35,16 @@ SOBEL_X = ((-1.0, 0.0, 1.0), (-2.0, 0.0, 2.0), (-1.0, 0.0, 1.0))
 SOBEL_Y = ((-1.0, -2.0, -1.0), (0.0, 0.0, 0.0), (1.0, 2.0, 1.0))
 LAPLACIAN_4 = ((0.0, 1.0, 0.0), (1.0, -4.0, 1.0), (0.0, 1.0, 0.0))
 
-# (name, device) -> (out_channels, 1, 3, 3) float32 kernel; made once per device so that a training step
+# (name, device, dtype) -> (out_channels, 1, 3, 3) kernel; made once per device so that a training step
 # never copies a kernel from the host (a pageable copy would wait for the device).
-_KERNELS: dict[tuple[str, torch.device], Tensor] = {}
+_KERNELS: dict[tuple[str, torch.device, torch.dtype], Tensor] = {}
 
 
-def _kernel(name: str, device: torch.device) -> Tensor:
-    key = (name, device)
+def _kernel(name: str, device: torch.device, dtype: torch.dtype = torch.float32) -> Tensor:
+    key = (name, device, dtype)
     if key not in _KERNELS:
         rows = {"sobel": (SOBEL_X, SOBEL_Y), "laplacian": (LAPLACIAN_4,)}[name]
-        _KERNELS[key] = torch.tensor(rows, dtype=torch.float32).unsqueeze(1).to(device)
+        _KERNELS[key] = torch.tensor(rows, dtype=dtype).unsqueeze(1).to(device)
     return _KERNELS[key]
 
 
@@ -70,7 +71,7 @@ def sobel_magnitude(x: Tensor) -> Tensor:
 
     ``gx``, ``gy``: the 3x3 Sobel kernels, zero padding 1 (so the borders see an edge to 0)."""
     with torch.autocast(x.device.type, enabled=False):
-        g = F.conv2d(grayscale(x.float()), _kernel("sobel", x.device), padding=1)
+        g = F.conv2d(grayscale(float32_or_wider(x)), _kernel("sobel", x.device, wide_dtype(x.dtype)), padding=1)
         return (g.square().sum(dim=1, keepdim=True) + SOBEL_EPS).sqrt()
 
 
@@ -78,7 +79,7 @@ def laplacian(x: Tensor) -> Tensor:
     """4-neighbour Laplacian ``[[0,1,0],[1,-4,1],[0,1,0]]`` of the grayscale of ``x`` (zero padding 1),
     ``(B, 1, H, W)`` float32."""
     with torch.autocast(x.device.type, enabled=False):
-        return F.conv2d(grayscale(x.float()), _kernel("laplacian", x.device), padding=1)
+        return F.conv2d(grayscale(float32_or_wider(x)), _kernel("laplacian", x.device, wide_dtype(x.dtype)), padding=1)
 
 
 def pixel_loss(fake: Tensor, real: Tensor, metric: Metric = "l1",

@@ -29,6 +29,7 @@ from lit_gans.losses.stargan_spec import SCHEDULE_KEYS, TOTALS, stargan_v2
 from lit_gans.models.base import GANModule, _plain, eager
 from lit_gans.nets.fan import FAN, load_fan
 from lit_gans.nets.stargan_v2 import Discriminator, Generator, MappingNetwork, StyleEncoder
+from lit_gans.utils.precision import float32_or_wider
 
 
 def mismatched_domains(y_src: Tensor, y_trg: Tensor, num_domains: int) -> Tensor:
@@ -186,7 +187,7 @@ class StarGANv2(GANModule):
             if obj.active("r1"):
                 # R1 in float32 with autocast off, w.r.t. the un-augmented reals (augmented inside the graph,
                 # as StyleGAN2-ADA); on these steps the same fp32 pass gives the real logits.
-                x_real = x_real.detach().float().requires_grad_(True)
+                x_real = float32_or_wider(x_real.detach()).requires_grad_(True)
                 with torch.autocast(self.device.type, enabled=False):
                     real_logits = eager(self.discriminator)(aug(x_real), y_trg)
                     obj.compute("r1", real_logits, x_real)

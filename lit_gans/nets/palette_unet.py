@@ -26,16 +26,18 @@ from torch import Tensor, nn
 from torch.utils.checkpoint import checkpoint
 
 from lit_gans.errors import ConfigError
+from lit_gans.utils.precision import wide_dtype
 
 log = logging.getLogger(__name__)
 
 
-def timestep_embedding(t: Tensor, dim: int, max_period: float = 10000.0) -> Tensor:
-    """Transformer-style sinusoidal embedding of timesteps ``t`` ``(B,)``: ``(B, dim)`` float32,
-    ``[cos(t * f_i), sin(t * f_i)]`` with frequencies ``f_i = max_period^(-i / (dim/2))``."""
+def timestep_embedding(t: Tensor, dim: int, max_period: float = 10000.0,
+                       dtype: torch.dtype = torch.float32) -> Tensor:
+    """Transformer-style sinusoidal embedding of timesteps ``t`` ``(B,)``: ``(B, dim)`` in ``dtype`` (float32;
+    float64 in a float64 run), ``[cos(t * f_i), sin(t * f_i)]`` with frequencies ``f_i = max_period^(-i / (dim/2))``."""
     half = dim // 2
-    freqs = torch.exp(-math.log(max_period) * torch.arange(half, device=t.device, dtype=torch.float32) / half)
-    args = t.float()[:, None] * freqs[None]
+    freqs = torch.exp(-math.log(max_period) * torch.arange(half, device=t.device, dtype=dtype) / half)
+    args = t.to(dtype)[:, None] * freqs[None]
     emb = torch.cat([torch.cos(args), torch.sin(args)], dim=1)
     return F.pad(emb, (0, dim % 2))
 
@@ -206,7 +208,7 @@ class PaletteUNet(nn.Module):
         return block(x, emb)
 
     def forward(self, x_t: Tensor, t: Tensor, cond: Tensor) -> Tensor:
-        emb = self.time_embed(timestep_embedding(t, self.channels))
+        emb = self.time_embed(timestep_embedding(t, self.channels, dtype=wide_dtype(x_t.dtype)))
         h = self.input(torch.cat([cond, x_t], dim=1))
         hs = [h]
         for block in self.down:
