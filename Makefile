@@ -16,8 +16,9 @@ PYTEST_ARGS ?=
 install: $(STAMP)
 
 $(STAMP): pyproject.toml constraints.txt
-	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	$(PIP_INSTALL) -e '.[test]'
+	@test -x $(PY) || { echo "make: creating $(VENV) ($(PYTHON) -m venv)"; $(PYTHON) -m venv $(VENV); }
+	@echo "make: installing lit_gans[test] into $(VENV) with pip (about 2 min the first time; pip's log: $(VENV)/install.log)"
+	@$(PIP_INSTALL) -e '.[test]' > $(VENV)/install.log 2>&1 || { tail -n 20 $(VENV)/install.log; exit 1; }
 	@touch $(STAMP)
 
 ## Train the default model (StarGAN v2) on the built-in shapes data, ~5 min on a 2-core CPU; more overrides: make train ARGS="trainer.max_epochs=30"
@@ -31,6 +32,7 @@ test: $(STAMP) browser
 ## Debian's Chromium for the web page's browser test (as root with apt-get; else that test is skipped, saying why)
 browser:
 	@test -x /usr/bin/chromium || { command -v apt-get >/dev/null && [ "$$(id -u)" = 0 ] \
+	  && echo "make: installing Debian's chromium for tests/test_serve_browser.py (apt-get, a few minutes once)" \
 	  && (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null) \
 	  || echo "note: /usr/bin/chromium is missing and could not be installed: tests/test_serve_browser.py will skip"; }
 

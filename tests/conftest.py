@@ -40,17 +40,63 @@ QUIET = [
 @pytest.fixture(autouse=True, scope="session")
 def _judge_cache(tmp_path_factory):
     """Judges of built-in data are cached in a folder of the test session, not in the user's ~/.cache (the
-    variable reaches train.py / evaluate subprocesses through their environment)."""
+    variable reaches train.py / evaluate subprocesses through their environment). pytest-xdist's workers share
+    the folder (the parent of their own temporary folders): a judge trained by one is read by the other (files
+    are written whole and renamed into place)."""
+    base = tmp_path_factory.getbasetemp()
+    folder = (base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base) / "judges"
+    folder.mkdir(exist_ok=True)
     mp = pytest.MonkeyPatch()
-    mp.setenv("LIT_GANS_JUDGE_CACHE", str(tmp_path_factory.mktemp("judges")))
+    mp.setenv("LIT_GANS_JUDGE_CACHE", str(folder))
     yield
     mp.undo()
 
 
+def torch_threads(workers: int) -> int:
+    """Torch threads of a test process: ``OMP_NUM_THREADS`` when it is set (the one-thread run of the suite), else
+    the cores (at most two) shared among pytest-xdist's ``workers``. Two threads on a core that another process is
+    using make small ops many times slower than one (measured: the judge's 300 training steps at 32 px, 11 s on
+    one thread, 133 s on two beside one busy process)."""
+    if os.environ.get("OMP_NUM_THREADS", "").isdigit():
+        return max(1, int(os.environ["OMP_NUM_THREADS"]))
+    return max(1, min(2, os.cpu_count() or 1) // workers)
+
+
+THREADS = 1
+
+
+def pytest_configure(config):
+    global THREADS
+    if getattr(config.option, "dist", "no") != "no" and not hasattr(config, "workerinput"):
+        return  # pytest-xdist's controller runs no test (and must not hand its count down to the workers)
+    workers = getattr(config, "workerinput", {}).get("workercount", 1)  # pytest-xdist's worker: the count
+    THREADS = torch_threads(int(workers))
+    # train.py and the other commands the tests start inherit the count, so that a value computed here and one
+    # computed in a subprocess come from the same kernels.
+    os.environ["OMP_NUM_THREADS"] = str(THREADS)
+    torch.set_num_threads(THREADS)
+
+
 @pytest.fixture(autouse=True)
 def _torch_threads():
-    torch.set_num_threads(max(1, min(2, os.cpu_count() or 1)))
+    torch.set_num_threads(THREADS)
     yield
+
+
+@pytest.fixture(scope="session")
+def trained(tmp_path_factory) -> Callable[[str], str]:
+    """``trained(name)``: the ``last.ckpt`` of the tiny model ``name`` of tests/trained.py, trained once per test
+    session and shared by every test that reads a checkpoint."""
+    from trained import tiny_checkpoint
+
+    made: dict[str, str] = {}
+
+    def get(name: str):
+        if name not in made:
+            made[name] = tiny_checkpoint(name, tmp_path_factory.mktemp(name))
+        return made[name]
+
+    return get
 
 
 def compose_config(overrides: list[str], output_dir: str) -> DictConfig:

@@ -8,7 +8,6 @@ import zipfile
 
 import pytest
 import torch
-from test_serve import serve_ckpt  # noqa: F401 - the session's trained checkpoint
 from torch import nn
 
 from lit_gans.errors import DataError
@@ -229,9 +228,9 @@ def test_latent_stargan_with_the_vae_decoder_returns_pixels(tmp_path):
 
 # ---------------------------------------------------------------------------------------------- the command
 @pytest.fixture(scope="module")
-def stargan_ckpt(serve_ckpt):  # noqa: F811 - the imported fixture
-    """The tiny StarGAN v2 trained for two steps by tests/test_serve.py (made once per session)."""
-    return serve_ckpt
+def stargan_ckpt(trained):
+    """The session's tiny StarGAN v2 (tests/trained.py)."""
+    return trained("stargan")
 
 
 @pytest.mark.parametrize("fmt", ["onnx", "torchscript"])

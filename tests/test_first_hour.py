@@ -6,12 +6,12 @@ import glob
 import json
 import os
 import runpy
-import subprocess
 import sys
 
 import pytest
 import yaml
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+from trained import run_train
 
 from conftest import ROOT, TINY_STARGAN, TINY_SYNTHETIC, read_scalars
 from lit_gans.cli import prepare_train_argv, run_suffix
@@ -129,11 +129,7 @@ def test_progress_bar_shows_the_totals_it_reads_only_when_it_refreshes(make_cfg,
 
 
 def test_a_run_ends_with_its_summary_and_a_quiet_console(tmp_path):
-    env = {**os.environ, "PYTHONPATH": os.path.join(ROOT, "tests")}
-    p = subprocess.run([sys.executable, "train.py", *TINY_STARGAN, *TINY_SYNTHETIC, "trainer.max_epochs=1",
-                        "trainer.limit_train_batches=2", f"hydra.run.dir={tmp_path}"], cwd=ROOT, env=env,
-                       capture_output=True, text=True, timeout=600)
-    assert p.returncode == 0, p.stderr[-2000:]
+    p = run_train(tmp_path, *TINY_STARGAN, *TINY_SYNTHETIC, "trainer.max_epochs=1", "trainer.limit_train_batches=2")
     out = p.stdout + p.stderr
     for noise in ("litlogger", "LeafSpec", "Total Flops", "FLOPs"):
         assert noise not in out, noise
@@ -146,13 +142,8 @@ def test_a_run_ends_with_its_summary_and_a_quiet_console(tmp_path):
 
 @pytest.mark.slow
 def test_resume_a_run_folder_with_its_own_config_and_keep_its_record(tmp_path):
-    env = {**os.environ, "PYTHONPATH": os.path.join(ROOT, "tests")}
-
     def run(*args):
-        p = subprocess.run([sys.executable, "train.py", *args], cwd=ROOT, env=env, capture_output=True, text=True,
-                           timeout=600)
-        assert p.returncode == 0, p.stderr[-2000:]
-        return p
+        return run_train(None, *args)
 
     run(*TINY_STARGAN, *TINY_SYNTHETIC, "loss.w_sty=2", "trainer.max_epochs=1", "trainer.limit_train_batches=2",
         "trainer.enable_progress_bar=false", f"hydra.run.dir={tmp_path}")

@@ -6,33 +6,25 @@ import json
 import pytest
 from metricweights import write_random_alexnet, write_random_inception
 from PIL import Image
+from trained import SHORT, TINY
 
-from conftest import QUIET, ROOT, TINY_STARGAN, compose_config, read_scalars
-from imagefiles import rgb
+from conftest import QUIET, ROOT, compose_config, read_scalars
+from imagefiles import max_level_difference, rgb
 from lit_gans import translate
 from lit_gans.evaluate import evaluate, format_table
 from lit_gans.train import train
 
-TWO_DOMAINS = [*TINY_STARGAN, "data.num_domains=2", "data.per_domain=4", "data.val_per_domain=2"]
-TINY_CUT = ["model=cut", "model.nce_dim=8", "model.ngf=4", "model.n_blocks=1", "model.ndf=4", "data.img_size=32",
-            "data.size=4", "data.val_size=3", "data.batch_size=2"]
-SHORT = [*QUIET, "trainer.max_steps=2", "logger=[]", "callbacks.model_checkpoint=null"]
+TWO_DOMAINS = TINY["stargan_two_domains"][0]
 
 
-def trained(tmp_path_factory, name, overrides):
-    out = tmp_path_factory.mktemp(name)
-    train(compose_config([*overrides, *SHORT], str(out)))
-    return out / "checkpoints" / "last.ckpt"
+@pytest.fixture
+def stargan_ckpt(trained):
+    return trained("stargan_two_domains")
 
 
-@pytest.fixture(scope="session")
-def stargan_ckpt(tmp_path_factory):
-    return trained(tmp_path_factory, "stargan", TWO_DOMAINS)
-
-
-@pytest.fixture(scope="session")
-def cut_ckpt(tmp_path_factory):
-    return trained(tmp_path_factory, "cut", TINY_CUT)
+@pytest.fixture
+def cut_ckpt(trained):
+    return trained("cut")
 
 
 @pytest.fixture(scope="session")
@@ -67,11 +59,12 @@ def test_stargan_seeds_files_sizes_and_determinism(stargan_ckpt, inputs, tmp_pat
     overview = Image.open(tmp_path / "a" / "overview.png")
     width, height = overview.size
     assert width > 3 * 130 + 2 and height > 3 * 130 + 2 and (width - 3 * 130 - 2) < 130 and (height - 3 * 130 - 2) < 60
-    # A seed is one style code: the same files again, and different seeds differ.
+    # A seed is one style code: the same images again (to one 8-bit level: run b translates in other batches),
+    # and different seeds differ.
     run_translate(f"ckpt={stargan_ckpt}", f"input={inputs}", f"output={tmp_path / 'b'}", "domain=square", "seeds=[5]")
-    same = [(tmp_path / d / "img1__square-seed5.png").read_bytes() for d in ("a", "b")]
-    assert same[0] == same[1]
-    assert (tmp_path / "a" / "img1__square-seed0.png").read_bytes() != same[0]
+    seed5 = [tmp_path / d / "img1__square-seed5.png" for d in ("a", "b")]
+    assert max_level_difference(*seed5) <= 1
+    assert max_level_difference(tmp_path / "a" / "img1__square-seed0.png", seed5[0]) > 8
 
 
 def test_seeds_comma_list_is_not_a_hydra_sweep():
@@ -91,7 +84,7 @@ def test_stargan_reference_folder_per_domain(stargan_ckpt, inputs, tmp_path):
     # The same reference given as a file with its domain gives the same images.
     run_translate(f"ckpt={stargan_ckpt}", f"input={inputs}", f"output={tmp_path / 'p'}", f"ref={refs / 'square' / 's.jpg'}",
                   "domain=square", "grid=false")
-    assert (tmp_path / "p" / "img2__ref-s.png").read_bytes() == (tmp_path / "o" / "img2__ref-square_s.png").read_bytes()
+    assert max_level_difference(tmp_path / "p" / "img2__ref-s.png", tmp_path / "o" / "img2__ref-square_s.png") <= 1
     assert not (tmp_path / "p" / "overview.png").exists()
 
 
@@ -213,7 +206,10 @@ def test_latent_stargan_encodes_inputs_and_decodes_outputs_with_the_vae(tmp_path
     from test_image_grid import tiny_vae_dir
 
     vae = tiny_vae_dir(tmp_path_factory.mktemp("vae"))
-    ckpt = trained(tmp_path_factory, "latent", ["model=stargan_latent", *TWO_DOMAINS, f"model.vae={{path: '{vae}'}}"])
+    out = tmp_path_factory.mktemp("latent")
+    train(compose_config(["model=stargan_latent", *TWO_DOMAINS, f"model.vae={{path: '{vae}'}}", *SHORT,
+                          "trainer.max_steps=2"], str(out)))
+    ckpt = out / "checkpoints" / "last.ckpt"
     run_translate(f"ckpt={ckpt}", f"input={inputs}", f"output={tmp_path / 'o'}", "domain=circle", "seeds=[1]")
     # 16 x 16 latents, decoded by the VAE (8x upsampling) into 128 px RGB images.
     img = Image.open(tmp_path / "o" / "img0__circle-seed1.png")

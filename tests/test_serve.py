@@ -15,8 +15,7 @@ import pytest
 import torch
 from PIL import Image
 
-from conftest import QUIET, TINY_STARGAN, compose_config
-from imagefiles import rgb
+from imagefiles import max_level_difference, rgb
 from lit_gans import inference
 from lit_gans.serve import app as serve_app
 from lit_gans.serve.loadtest import ServerProcess, check_local, run_load, table
@@ -37,20 +36,13 @@ def as_uint8(x: torch.Tensor) -> np.ndarray:
 
 
 # The browser test imports these fixtures; pytest then makes a second session fixture of each, so the
-# checkpoint and the server are kept here and made once per session whichever module asks first.
+# server is kept here and started once per session whichever module asks first.
 _SHARED: dict[str, object] = {}
 
 
 @pytest.fixture(scope="session")
-def serve_ckpt(tmp_path_factory):
-    if "ckpt" not in _SHARED:
-        from lit_gans.train import train
-
-        out = tmp_path_factory.mktemp("serve_stargan")
-        train(compose_config([*TINY_STARGAN, "data.per_domain=4", "data.val_per_domain=2", *QUIET,
-                              "trainer.max_steps=2", "logger=[]", "callbacks.model_checkpoint=null"], str(out)))
-        _SHARED["ckpt"] = out / "checkpoints" / "last.ckpt"
-    return _SHARED["ckpt"]
+def serve_ckpt(trained):
+    return trained("stargan")
 
 
 @pytest.fixture(scope="session")
@@ -300,8 +292,9 @@ def test_other_families_through_the_inference_worker(family, tmp_path):
             want = graph(x)[0]
     got = np.asarray(Image.open(io.BytesIO(outs[0])))
     assert np.abs(got.astype(int) - as_uint8(want)).max() <= 1
-    # Without batching (max_batch_size=1) LitServe hands predict one request, not a list.
-    assert api.predict(items[0]) == outs[0] and api.predict(items[-1]) is items[-1]
+    # Without batching (max_batch_size=1) LitServe hands predict one request, not a list; served alone the image
+    # equals the batched one to within one 8-bit level (another batch size can take another conv kernel).
+    assert max_level_difference(api.predict(items[0]), outs[0]) <= 1 and api.predict(items[-1]) is items[-1]
     # What /info says about it (the server is built, not run).
     server = serve_app.build_server(serve_app.compose([f"ckpt={ckpt}"]))
     meta = server.model_metadata

@@ -8,18 +8,8 @@ import pytest
 import torch
 from PIL import Image
 
-from conftest import QUIET, compose_config
 from imagefiles import rgb
 from lit_gans import inference, translate
-from lit_gans.train import train
-
-TINY_PALETTE = ["model=palette", "model.channels=16", "model.channel_mults=[1,2]", "model.num_res_blocks=1",
-                "model.attn_res=[8]", "model.num_head_channels=8", "model.norm_groups=8", "data.img_size=16",
-                "data.size=8", "data.val_size=2", "data.batch_size=4", "model.optimizer.lr=1e-2",
-                "model.scheduler.warmup_steps=0", "model.ema_beta=0.0"]  # EMA = the trained UNet: outputs depend on t
-TINY_CUT = ["model=cut", "model.nce_dim=8", "model.ngf=4", "model.n_blocks=1", "model.ndf=4", "data.img_size=32",
-            "data.size=4", "data.val_size=3", "data.batch_size=2"]
-SHORT = [*QUIET, "logger=[]", "callbacks.model_checkpoint=null"]
 
 
 @pytest.fixture(autouse=True, scope="module")
@@ -40,10 +30,8 @@ def _torch_threads(one_thread):
 
 
 @pytest.fixture(scope="module")
-def palette_ckpt(tmp_path_factory, one_thread):
-    out = tmp_path_factory.mktemp("palette")
-    train(compose_config([*TINY_PALETTE, *SHORT, "trainer.max_steps=3"], str(out)))
-    return out / "checkpoints" / "last.ckpt"
+def palette_ckpt(trained, one_thread):
+    return trained("palette")
 
 
 @pytest.fixture(scope="module")
@@ -145,10 +133,8 @@ def test_bad_sampling_options_are_one_line(args, expected, palette_ckpt, inputs,
 
 
 @pytest.fixture(scope="module")
-def cut_ckpt(tmp_path_factory, one_thread):
-    out = tmp_path_factory.mktemp("cut")
-    train(compose_config([*TINY_CUT, *SHORT, "trainer.max_steps=1"], str(out)))
-    return out / "checkpoints" / "last.ckpt"
+def cut_ckpt(trained, one_thread):
+    return trained("cut")
 
 
 def test_sampling_options_on_a_one_pass_model_are_one_line(cut_ckpt, inputs, tmp_path, capsys):
