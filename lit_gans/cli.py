@@ -109,8 +109,9 @@ def register_resolvers() -> None:
 def prepare_train_argv(argv: list[str], now: str | None = None) -> list[str]:
     """``train.py``'s arguments before Hydra sees them.
 
-    - ``resume=RUN``: the run's own overrides (``RUN/.hydra/overrides.yaml``), then the given ones (which win), in
-      ``hydra.run.dir=RUN`` from ``ckpt_path=last``.
+    - ``resume=RUN``: the run's own overrides (``RUN/.hydra/overrides.yaml``, then those of its resumes with
+      changes, ``RUN/.hydra/changes.yaml``), then the given ones (which win), in ``hydra.run.dir=RUN`` from
+      ``ckpt_path=last``.
     - Any resume into an existing run folder (``resume=``, or ``ckpt_path=`` with ``hydra.run.dir=``): Hydra's
       record of this start goes to ``.hydra/resumed/<time>/``, so the run's original ``.hydra/`` is never
       overwritten.
@@ -133,6 +134,10 @@ def prepare_train_argv(argv: list[str], now: str | None = None) -> list[str]:
                               "of a run, e.g. resume=outputs/<date>/<time>")
         with open(record, encoding="utf-8") as f:
             original = [str(o) for o in (yaml.safe_load(f) or [])]
+        # The overrides of earlier resumes with changes (.hydra/changes.yaml) come after the original ones.
+        from lit_gans.resume_changes import read_changes
+
+        original += [str(o) for r in read_changes(os.path.expanduser(resume)) for o in r.get("overrides") or []]
         given = [a for a in args if not a.startswith("-") and _key(a) != "resume"]
         merged = {_key(o): o for o in original if _key(o) not in RUN_KEYS}
         merged.update({_key(o): o for o in given})
