@@ -129,11 +129,13 @@ def build(cfg: DictConfig, purge_step: int | None = None, resume: ResumePoint | 
         torch.backends.cuda.matmul.allow_tf32 = True
         torch.backends.cudnn.allow_tf32 = True
     # Plain containers (_convert_="all"): hyper-parameters saved in checkpoints must load with weights_only.
-    datamodule = instantiate(cfg.data, _convert_="all")
+    with refused_arguments("data"):
+        datamodule = instantiate(cfg.data, _convert_="all")
     loss = OmegaConf.to_container(cfg.loss, resolve=True)
     # Not recursive: model.optimizer / model.scheduler stay configs the model instantiates over its parameters.
-    model = instantiate(fill_from_data(cfg.model, datamodule), loss=loss, **augment_kwargs(cfg), _convert_="all",
-                        _recursive_=False)
+    with refused_arguments("model"):
+        model = instantiate(fill_from_data(cfg.model, datamodule), loss=loss, **augment_kwargs(cfg), _convert_="all",
+                            _recursive_=False)
     if hasattr(datamodule, "with_ref2"):  # a second reference per item only for a model that reads it
         datamodule.with_ref2 = bool(getattr(model, "uses_second_reference", False))
     record = run_record(cfg, model, datamodule, resume)
@@ -146,8 +148,44 @@ def build(cfg: DictConfig, purge_step: int | None = None, resume: ResumePoint | 
     for callback in callbacks:
         if hasattr(callback, "set_run_config"):  # the HParams callback: the composed config, for TensorBoard
             callback.set_run_config(cfg)
-    trainer = instantiate(trainer_cfg, callbacks=callbacks, logger=build_loggers(cfg, purge_step) or False)
+    with refused_arguments("trainer"):
+        trainer = instantiate(trainer_cfg, callbacks=callbacks, logger=build_loggers(cfg, purge_step) or False)
     return datamodule, model, trainer
+
+
+@contextlib.contextmanager
+def refused_arguments(group: str):
+    """A constructor that refuses its arguments (``ValueError``/``TypeError`` of a lit_gans class, Lightning's
+    ``MisconfigurationException``) as a one-line :class:`ConfigError` naming the config group, instead of Hydra's
+    multi-line report."""
+    from hydra.errors import InstantiationException
+    from lightning.fabric.utilities.exceptions import MisconfigurationException
+
+    from lit_gans.errors import ConfigError, LitGansError
+
+    try:
+        yield
+    except InstantiationException as err:
+        cause = err.__cause__
+        if isinstance(cause, LitGansError) or cause is None:
+            raise
+        refused = isinstance(cause, MisconfigurationException) or (
+            isinstance(cause, (ValueError, TypeError)) and _raised_by_lit_gans(cause))
+        if not refused:
+            raise
+        text = (str(cause).strip().splitlines() or [type(cause).__name__])[0]
+        raise ConfigError(f"{group}: {text}; fix the {group}.* override (python train.py --cfg job shows the "
+                          "composed config)") from None
+
+
+def _raised_by_lit_gans(err: BaseException) -> bool:
+    """Whether ``err`` was raised in lit_gans' own code (its constructors' checks), not deeper in a library."""
+    tb = err.__traceback__
+    last = None
+    while tb is not None:
+        last = tb.tb_frame.f_code.co_filename
+        tb = tb.tb_next
+    return last is not None and os.sep + "lit_gans" + os.sep in last
 
 
 def run_record(cfg: DictConfig, model: Any, datamodule: Any, resume: ResumePoint | None) -> RunRecord:
