@@ -32,6 +32,7 @@ OneToOne = Callable[[Any, Tensor, Mapping[str, Any]], Tensor]
 ONE_TO_ONE: dict[str, OneToOne] = {}
 MULTI_DOMAIN = ("StarGANv2",)  # translated by style (reference or latent code), see lit_gans.translate
 SAMPLED_IN_STEPS = ("Palette",)  # diffusion models: take steps=, sampler=, eta= (see sampling_options)
+DIRECTIONS = {"CycleGAN": ("AtoB", "BtoA")}  # models that translate either way: direction= (see direction_option)
 # Model arguments renamed since 0.1.0 checkpoints were written: (old, new).
 RENAMED_ARGS = (("n_layers_D", "n_layers_d"), ("norm_D", "norm_d"), ("out_activation", "output_activation"))
 OPTIMIZERS = {"Palette": "torch.optim.AdamW"}  # the others: Adam
@@ -97,6 +98,21 @@ def sampling_options(model: Any, steps: Any = None, sampler: Any = None, eta: An
             raise ConfigError(f"eta={eta} is DDIM's noise level and sampler=ddpm has none: drop eta= or pass "
                               "sampler=ddim")
     return {"steps": steps, "sampler": sampler, "eta": None if eta is None else float(eta)}
+
+
+def direction_option(model: Any, direction: Any = None) -> str | None:
+    """The checked ``direction`` of a model that translates either way (CycleGAN: ``AtoB``/``BtoA``); ``None``
+    keeps its default. A direction for another model, or one it does not have, is a :class:`ConfigError`."""
+    if direction is None:
+        return None
+    name = type(model).__name__
+    if name not in DIRECTIONS:
+        either = ", ".join(DIRECTIONS)
+        raise ConfigError(f"direction={direction} is for models that translate either way ({either}); this "
+                          f"checkpoint holds {name}, which has one direction: drop direction=")
+    if direction not in DIRECTIONS[name]:
+        raise ConfigError(f"direction={direction}: {name} translates {' or '.join(DIRECTIONS[name])}")
+    return str(direction)
 
 
 def adapter_for(model: Any) -> OneToOne:
@@ -251,11 +267,28 @@ def current_model_args(cls: type, hparams: Mapping[str, Any]) -> dict[str, Any]:
     return args
 
 
-def resolve_device(device: str | None) -> torch.device:
-    """``auto``: the GPU when there is one."""
+def resolve_device(device: Any, key: str = "device") -> torch.device:
+    """``auto``: the GPU when there is one. A device name torch does not know, or a GPU this machine does not
+    have, is a one-line :class:`ConfigError` (``key=...``)."""
     if device in (None, "auto"):
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(device)
+    try:
+        dev = torch.device(str(device))
+    except (RuntimeError, TypeError, ValueError):
+        raise ConfigError(f"{key}={device} is not a device: pass {key}=auto (the GPU when there is one), cpu, or "
+                          "cuda / cuda:N") from None
+    if dev.type == "cuda":
+        count = torch.cuda.device_count() if torch.cuda.is_available() else 0
+        if count == 0:
+            raise ConfigError(f"{key}={device}: PyTorch sees no CUDA GPU here (torch.cuda.is_available() is false): "
+                              f"pass {key}=cpu, or {key}=auto to use a GPU where there is one")
+        if dev.index is not None and dev.index >= count:
+            raise ConfigError(f"{key}={device}: this machine has {count} CUDA GPU(s), cuda:0 .. cuda:{count - 1}")
+    elif dev.type == "mps" and not torch.backends.mps.is_available():
+        raise ConfigError(f"{key}={device}: PyTorch sees no Apple GPU (mps) here: pass {key}=cpu or auto")
+    elif dev.type not in ("cpu", "cuda", "mps"):
+        raise ConfigError(f"{key}={device}: lit_gans runs on cpu, cuda or mps")
+    return dev
 
 
 # ---------------------------------------------------------------------------------------------- VAE
