@@ -92,6 +92,13 @@ class RunRecord(Callback):
         if not self.changes:
             return
         detail = self._apply_optimizer_values(trainer, pl_module) if self._configured is not None else ""
+        self._report(trainer, detail)
+
+    def on_fit_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        if self.changes:  # nothing left to train (e.g. max_epochs already reached): still say what was asked
+            self._report(trainer, "")
+
+    def _report(self, trainer: L.Trainer, detail: str) -> None:
         self._configured = None
         self.message = "resumed with changes: " + ", ".join(c.describe() for c in self.changes) + detail
         if trainer.is_global_zero:

@@ -183,7 +183,7 @@ def check_settings(cfg: DictConfig) -> None:
         raise ConfigError(f"port={cfg.port}: pass a port number from 1024 to 65535")
     for key, low in (("max_batch_size", 1), ("workers", 1), ("max_pixels", 1), ("max_steps", 1), ("devices", 1)):
         if not _integer(cfg[key]) or cfg[key] < low:
-            raise ConfigError(f"{key}={cfg[key]}: must be an integer >= {low}")
+            raise ConfigError(f"{key}={cfg[key]}: {key} must be at least {low} (an integer)")
     if cfg.threads is not None and (not _integer(cfg.threads) or cfg.threads < 1):
         raise ConfigError(f"threads={cfg.threads}: must be an integer >= 1 (threads=null: torch's default)")
     if not _number(cfg.batch_timeout) or cfg.batch_timeout < 0:

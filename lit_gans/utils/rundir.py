@@ -182,6 +182,12 @@ def resolve_resume(ckpt_path: str | None, run_dir: str, checkpoint_dir: str) -> 
         raise ConfigError(f"ckpt_path=last: nothing to resume in {run_dir} (no checkpoints/last.ckpt): pass the "
                           "folder of the run to resume as hydra.run.dir=<run dir>, or drop ckpt_path to start a new run")
     path = os.path.expanduser(str(ckpt_path))
+    if os.path.isdir(path):
+        inside = next((c for c in (os.path.join(path, "last.ckpt"), os.path.join(path, "checkpoints", "last.ckpt"))
+                       if os.path.isfile(c)), None)
+        raise ConfigError(f"ckpt_path={ckpt_path} is a directory: pass a .ckpt file"
+                          + (f" (ckpt_path={inside})" if inside else "") + ", or ckpt_path=last with "
+                          "hydra.run.dir=<run dir>")
     if not os.path.isfile(path):
         raise ConfigError(f"ckpt_path={ckpt_path}: no such file; pass an existing .ckpt (e.g. <run>/checkpoints/"
                           "last.ckpt) or ckpt_path=last with hydra.run.dir=<run dir>")
