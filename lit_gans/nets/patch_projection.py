@@ -21,7 +21,6 @@ from torch import Tensor, nn
 
 from lit_gans.nets.patchgan import init_weights
 
-
 NORM_EPS = 1e-7  # CUT's models/networks.py: Normalize(power=2), out = x.div(norm + 1e-7)
 
 
