@@ -15,10 +15,10 @@ import lit_gans  # noqa: F401 - registers the OmegaConf resolvers conf/ uses
 
 @hydra.main(version_base="1.3", config_path="conf", config_name="train")
 def main(cfg: DictConfig) -> float | None:
-    from lit_gans.cli import user_errors
+    from lit_gans.cli import no_trace_of_refused_start, user_errors
     from lit_gans.train import train
 
-    with user_errors():
+    with user_errors(), no_trace_of_refused_start():
         metrics = train(cfg)
     metric = cfg.get("optimized_metric")
     if not metric:
@@ -30,9 +30,10 @@ def main(cfg: DictConfig) -> float | None:
 
 
 if __name__ == "__main__":
-    from lit_gans.cli import prepare_train_argv, refuse_busy_run_dir, user_errors
+    from lit_gans.cli import note_existing_run_dir, prepare_train_argv, refuse_busy_run_dir, user_errors
 
     with user_errors():
         sys.argv[1:] = prepare_train_argv(sys.argv[1:])  # resume=<run dir>; never overwrite a run's .hydra/
     refuse_busy_run_dir(sys.argv[1:])  # before Hydra writes its files into a folder another run is training in
+    note_existing_run_dir(sys.argv[1:])  # a refused start leaves no folder it made behind
     main()

@@ -6,6 +6,7 @@ import contextlib
 import logging
 import os
 import sys
+import time
 from collections.abc import Iterator
 
 from lit_gans.errors import ConfigError, LitGansError
@@ -50,6 +51,46 @@ def user_errors() -> Iterator[None]:
         raise SystemExit(err.exit_code) from None
 
 
+_STARTED = time.time()  # (about) when this process started: files of a run folder newer than this are its own
+_EXISTING_RUN_DIRS: set[str] = set()
+
+
+def note_existing_run_dir(argv: list[str]) -> None:
+    """Remember whether ``hydra.run.dir=DIR`` names a folder that exists before Hydra creates it (a start refused
+    later then leaves that folder in place; see :func:`no_trace_of_refused_start`)."""
+    _EXISTING_RUN_DIRS.clear()
+    for arg in argv:
+        key, _, value = arg.partition("=")
+        value = unquote(value)
+        if key.lstrip("+") == "hydra.run.dir" and value and os.path.isdir(os.path.expanduser(value)):
+            _EXISTING_RUN_DIRS.add(os.path.abspath(os.path.expanduser(value)))
+
+
+@contextlib.contextmanager
+def no_trace_of_refused_start() -> Iterator[None]:
+    """Inside a Hydra job: when a :class:`~lit_gans.errors.ConfigError` or ``DataError`` refuses the start (before
+    any training), remove what Hydra and the run lock wrote for it, and the run folder when this start made it
+    and it holds nothing else (:func:`lit_gans.utils.rundir.discard_failed_start`)."""
+    from lit_gans.errors import DataError
+
+    try:
+        yield
+    except Exception as exc:
+        if isinstance(user_error(exc), (ConfigError, DataError)):
+            try:
+                from hydra.core.hydra_config import HydraConfig
+
+                from lit_gans.utils.rundir import discard_failed_start
+
+                hc = HydraConfig.get()
+                run_dir = str(hc.runtime.output_dir)
+                discard_failed_start(run_dir, hc.output_subdir, f"{hc.job.name}.log", _STARTED,
+                                     keep_folder=os.path.abspath(run_dir) in _EXISTING_RUN_DIRS)
+            except (ValueError, AttributeError, OSError):  # no Hydra job, or a folder that cannot be cleaned
+                pass
+        raise
+
+
 def refuse_busy_run_dir(argv: list[str]) -> None:
     """Exit with one line when ``hydra.run.dir=DIR`` names a folder that a live process is training in. Checked
     before Hydra starts, which would otherwise rewrite that run's ``.hydra/`` files; ``lit_gans.train`` takes the
@@ -61,6 +102,7 @@ def refuse_busy_run_dir(argv: list[str]) -> None:
     with user_errors():
         for arg in argv:
             key, _, value = arg.partition("=")
+            value = unquote(value)
             if key.lstrip("+") == "hydra.run.dir" and value:
                 RunLock(value).check_free()
 
@@ -68,6 +110,13 @@ def refuse_busy_run_dir(argv: list[str]) -> None:
 # Keys that say where and how a run is (re)started, not what it trains: left out of run names and of the
 # overrides a resumed run re-applies.
 RUN_KEYS = ("hydra.run.dir", "hydra.sweep.dir", "hydra.output_subdir", "ckpt_path", "resume")
+
+
+def unquote(value: str) -> str:
+    """An override's value without the quotes around it (``'runs/été'`` -> ``runs/été``)."""
+    if len(value) >= 2 and value[0] == value[-1] and value[0] in "'\"":
+        return value[1:-1]
+    return value
 
 
 def _key(override: str) -> str:
@@ -106,11 +155,50 @@ def register_resolvers() -> None:
         OmegaConf.register_new_resolver("basename", lambda path: os.path.basename(os.path.normpath(str(path))))
 
 
+CONF = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "conf")
+
+
+def quote_non_ascii(argv: list[str]) -> list[str]:
+    """``key=value`` overrides whose value has non-ASCII characters (``hydra.run.dir=runs/été``), quoted for Hydra,
+    whose grammar reads such characters only inside quotes. Values that are already quoted, lists, dicts, sweeps
+    and values holding quotes or backslashes are left as they are."""
+    out = []
+    for arg in argv:
+        key, sep, value = arg.partition("=")
+        plain = (sep and not arg.startswith("-") and not value.isascii() and value[:1] not in "'\"[{("
+                 and not any(c in value for c in "'\"\\") and not _swept(value))
+        out.append(f"{key}='{value}'" if plain else arg)
+    return out
+
+
+def check_group_options(argv: list[str], conf: str = CONF) -> None:
+    """A one-line :class:`ConfigError` for ``group=option`` naming an option the group does not have
+    (``model=stargna``), instead of Hydra's multi-line report. Hydra's own groups (``hydra/...``) are left to it."""
+    for arg in argv:
+        key, sep, value = arg.partition("=")
+        key = key.lstrip("+~").split("@", 1)[0]
+        if not sep or arg.startswith("-") or key.startswith("hydra") or "." in key:
+            continue
+        folder = os.path.join(conf, key)
+        if not os.path.isdir(folder):
+            continue
+        options = [v.strip() for v in (value.split(",") if _swept(value) else [value])]
+        for option in options:
+            if option in ("", "null") or not all(c.isalnum() or c in "_-/." for c in option):
+                continue  # empty, null, or a sweep function: Hydra reads it
+            if not os.path.isfile(os.path.join(folder, option + ".yaml")):
+                names = sorted(os.path.splitext(f)[0] for f in os.listdir(folder) if f.endswith(".yaml"))
+                raise ConfigError(f"{key}={option}: {key} has no option {option!r} (conf/{key}/{option}.yaml); "
+                                  f"choose one of: {', '.join(names)}")
+
+
 def prepare_train_argv(argv: list[str], now: str | None = None) -> list[str]:
     """``train.py``'s arguments before Hydra sees them.
 
-    - ``resume=RUN``: the run's own overrides (``RUN/.hydra/overrides.yaml``), then the given ones (which win), in
-      ``hydra.run.dir=RUN`` from ``ckpt_path=last``.
+    - ``resume=RUN``: the run's own overrides (``RUN/.hydra/overrides.yaml``, then those of its resumes with
+      changes, ``RUN/.hydra/changes.yaml``), then the given ones (which win), in ``hydra.run.dir=RUN`` from
+      ``ckpt_path=last``.
+    - A ``group=option`` the group lacks is a one-line error; a value with non-ASCII characters is quoted.
     - Any resume into an existing run folder (``resume=``, or ``ckpt_path=`` with ``hydra.run.dir=``): Hydra's
       record of this start goes to ``.hydra/resumed/<time>/``, so the run's original ``.hydra/`` is never
       overwritten.
@@ -122,8 +210,9 @@ def prepare_train_argv(argv: list[str], now: str | None = None) -> list[str]:
     from lit_gans.errors import ConfigError
 
     now = now or datetime.datetime.now().strftime("%Y-%m-%d_%H-%M-%S")
-    args = list(argv)
-    resume = next((a.split("=", 1)[1] for a in args if _key(a) == "resume" and "=" in a), None)
+    args = quote_non_ascii(list(argv))
+    check_group_options(args)
+    resume = next((unquote(a.split("=", 1)[1]) for a in args if _key(a) == "resume" and "=" in a), None)
     if resume not in (None, "", "null"):
         if any(a in ("-m", "--multirun") for a in args):
             raise ConfigError("resume= continues one run: drop -m (a sweep's jobs resume with ckpt_path=auto)")
@@ -133,6 +222,10 @@ def prepare_train_argv(argv: list[str], now: str | None = None) -> list[str]:
                               "of a run, e.g. resume=outputs/<date>/<time>")
         with open(record, encoding="utf-8") as f:
             original = [str(o) for o in (yaml.safe_load(f) or [])]
+        # The overrides of earlier resumes with changes (.hydra/changes.yaml) come after the original ones.
+        from lit_gans.resume_changes import read_changes
+
+        original += [str(o) for r in read_changes(os.path.expanduser(resume)) for o in r.get("overrides") or []]
         given = [a for a in args if not a.startswith("-") and _key(a) != "resume"]
         merged = {_key(o): o for o in original if _key(o) not in RUN_KEYS}
         merged.update({_key(o): o for o in given})
@@ -146,7 +239,7 @@ def prepare_train_argv(argv: list[str], now: str | None = None) -> list[str]:
         if not any(_key(a) == "hydra.job.config.override_dirname.exclude_keys" for a in args):
             keys = list(dict.fromkeys([*RUN_KEYS, "hydra.launcher", *fixed]))
             args.append(f"hydra.job.config.override_dirname.exclude_keys=[{','.join(keys)}]")
-    run_dir = next((a.split("=", 1)[1] for a in args if _key(a) == "hydra.run.dir" and "=" in a), None)
+    run_dir = next((unquote(a.split("=", 1)[1]) for a in args if _key(a) == "hydra.run.dir" and "=" in a), None)
     resuming = any(_key(a) == "ckpt_path" and a.split("=", 1)[1] not in ("", "null") for a in args if "=" in a)
     if run_dir and resuming and os.path.isdir(os.path.join(run_dir, ".hydra")) and \
             not any(_key(a) == "hydra.output_subdir" for a in args):

@@ -5,6 +5,7 @@ one line naming the key and the fix, never a traceback at the first step (or sil
   hints), plus the ranges Lightning would assert on later;
 - ``data.*``: positive batch and image sizes;
 - ``loss.*``: no negative weight (a term that should push the other way has its own sign), intervals >= 1;
+- ``model.*``: positive network sizes, learning rates >= 0, an EMA decay in [0, 1);
 - ``model`` x ``data``: the items the data gives are the ones the model trains on (multi-domain, unpaired or
   paired), checked on the classes before any interpolation between the two groups is resolved.
 """
@@ -41,6 +42,8 @@ _LAYOUT_DATA = {"domains": "data=synthetic, data=domains, or data=latents with a
 def check_config(cfg: DictConfig) -> None:
     """Raise a one-line :class:`ConfigError` for the first problem found, before anything is instantiated."""
     check_model_and_data(cfg)
+    if cfg.get("model") is not None:
+        check_model(cfg.model)
     if cfg.get("trainer") is not None:
         check_trainer(cfg.trainer)
     if cfg.get("data") is not None:
@@ -75,6 +78,35 @@ def check_trainer(trainer: DictConfig) -> None:
         low = _TRAINER_MIN.get(key)
         if low is not None and isinstance(value, numbers.Real) and not isinstance(value, bool) and value < low:
             raise ConfigError(f"trainer.{key}={_show(value)}: must be >= {low}")
+    check_devices(trainer)
+
+
+def _gpu_count() -> int:
+    import torch
+
+    return torch.cuda.device_count() if torch.cuda.is_available() else 0
+
+
+def check_devices(trainer: DictConfig) -> None:
+    """``trainer.devices``: a positive count, -1 (all), ``auto`` or a non-empty list; ``trainer.accelerator=gpu``
+    / ``cuda`` only where PyTorch sees a CUDA GPU (Lightning reports both later, in several lines)."""
+    accelerator = trainer.get("accelerator") if not OmegaConf.is_interpolation(trainer, "accelerator") else None
+    if isinstance(accelerator, str) and accelerator.lower() in ("gpu", "cuda") and _gpu_count() == 0:
+        raise ConfigError(f"trainer.accelerator={accelerator}: PyTorch sees no CUDA GPU here (torch.cuda.is_available() "
+                          "is false): use trainer.accelerator=auto (the GPU when there is one) or cpu")
+    if "devices" not in trainer or OmegaConf.is_interpolation(trainer, "devices"):
+        return
+    devices = trainer.devices
+    text = str(devices).strip()
+    bad = (isinstance(devices, bool)
+           or (isinstance(devices, int) and devices != -1 and devices < 1)
+           or (isinstance(devices, (list, ListConfig)) and len(devices) == 0)
+           or (isinstance(devices, str) and text not in ("auto", "-1")
+               and not all(p.strip().isdigit() for p in text.split(",") if p.strip()))
+           or (isinstance(devices, str) and text.isdigit() and int(text) < 1))
+    if bad:
+        raise ConfigError(f"trainer.devices={_show(devices)}: pass a number of devices >= 1 (e.g. trainer.devices=1), "
+                          "-1 for all of them, auto, or a list of device indices")
 
 
 def _matches(value: Any, hint: Any) -> bool:
@@ -146,6 +178,38 @@ def _show(value: Any) -> str:
     if isinstance(value, (DictConfig, ListConfig)):
         return str(OmegaConf.to_container(value))
     return "null" if value is None else str(value).lower() if isinstance(value, bool) else str(value)
+
+
+# ---------------------------------------------------------------------------------------------- model
+# Network sizes (widths, channels, image sides, code sizes): positive integers where a model has them.
+_MODEL_POSITIVE = ("img_size", "dim", "max_conv_dim", "style_dim", "latent_dim", "mapping_dim", "in_channels",
+                   "out_channels", "ngf", "ndf", "nce_dim", "f_s_width", "channels", "num_downs", "norm_groups",
+                   "num_head_channels", "num_heads", "num_scales", "num_domains", "num_classes")
+
+
+def check_model(model: DictConfig) -> None:
+    for key in _MODEL_POSITIVE:
+        if key not in model or OmegaConf.is_interpolation(model, key) or OmegaConf.is_missing(model, key):
+            continue
+        value = model[key]
+        if value is None:
+            continue
+        if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
+            raise ConfigError(f"model.{key}={_show(value)}: must be a positive integer (a network size; the net= "
+                              "presets give working sets, e.g. net=stargan_small)")
+    lrs = [("optimizer.lr", model.optimizer.get("lr"))] if isinstance(model.get("optimizer"), DictConfig) else []
+    lrs += [(k, model[k]) for k in model if isinstance(k, str) and k.endswith("_lr")
+            and not OmegaConf.is_interpolation(model, k)]
+    for key, value in lrs:
+        if value is None:
+            continue
+        if isinstance(value, bool) or not isinstance(value, numbers.Real) or value < 0:
+            raise ConfigError(f"model.{key}={_show(value)}: a learning rate must be a number >= 0 (0 freezes the "
+                              f"networks it updates), e.g. model.{key}=1e-4")
+    beta = model.get("ema_beta") if "ema_beta" in model and not OmegaConf.is_interpolation(model, "ema_beta") else None
+    if beta is not None and (isinstance(beta, bool) or not isinstance(beta, numbers.Real) or not 0 <= beta < 1):
+        raise ConfigError(f"model.ema_beta={_show(beta)}: the moving average's decay per update must be >= 0 and < 1 "
+                          "(1 would never move from the first weights), e.g. model.ema_beta=0.999")
 
 
 # ---------------------------------------------------------------------------------------------- data

@@ -18,7 +18,7 @@ from typing import Any
 import hydra
 import torch
 from hydra.utils import instantiate
-from omegaconf import DictConfig, OmegaConf, open_dict
+from omegaconf import DictConfig, ListConfig, OmegaConf, open_dict
 
 from lit_gans import inference
 from lit_gans.errors import ConfigError
@@ -86,6 +86,39 @@ def format_table(results: dict[str, Any]) -> str:
     return "\n".join(line for line in lines if line is not None)
 
 
+FEATURES = (64, 192, 768, 2048)  # the InceptionV3 layers torch-fidelity (and so FID/KID) can read
+
+
+def _count(value: Any, low: int = 1) -> bool:
+    return not isinstance(value, bool) and isinstance(value, int) and value >= low
+
+
+def check_metrics(m: DictConfig) -> None:
+    """One-line :class:`ConfigError` for a ``metrics.*`` value that cannot work, before the checkpoint is read
+    (some of them would otherwise be ignored silently, e.g. modes when the FID weights are missing)."""
+    from lit_gans.metrics.protocols import MODES
+
+    modes = list(m.modes) if isinstance(m.modes, (list, tuple, ListConfig)) else [m.modes]
+    unknown = [str(x) for x in modes if x not in MODES]
+    if unknown or not modes:
+        raise ConfigError(f"metrics.modes={_listed(modes)}: choose from {', '.join(MODES)} (e.g. "
+                          f"metrics.modes=[{','.join(MODES)}])")
+    if m.feature not in FEATURES or isinstance(m.feature, bool):
+        raise ConfigError(f"metrics.feature={m.feature}: the Inception layer is one of "
+                          f"{', '.join(map(str, FEATURES))} (2048: the standard FID)")
+    for key in ("num_styles", "batch_size", "kid_subsets", "kid_subset_size"):
+        if not _count(m[key]):
+            raise ConfigError(f"metrics.{key}={m[key]}: must be an integer >= 1")
+    if m.max_sources is not None and not _count(m.max_sources):
+        raise ConfigError(f"metrics.max_sources={m.max_sources}: must be an integer >= 1, or null for all sources")
+    if m.split not in ("val", "train"):
+        raise ConfigError(f"metrics.split={m.split} must be val or train")
+
+
+def _listed(values: list[Any]) -> str:
+    return "[" + ",".join(str(v) for v in values) + "]"
+
+
 def evaluate(cfg: DictConfig) -> dict[str, Any]:
     """Rebuild the checkpoint's model and data, run its protocol, write ``cfg.output`` (JSON); returns the results."""
     from tqdm.auto import tqdm
@@ -96,6 +129,7 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
     if OmegaConf.is_missing(cfg, "ckpt") or not cfg.ckpt:
         raise ConfigError("ckpt= is required: the checkpoint to measure, e.g. python -m lit_gans.evaluate "
                           "ckpt=outputs/<date>/<time>/checkpoints/last.ckpt")
+    check_metrics(cfg.metrics)
     device = inference.resolve_device(cfg.device)
     ckpt = inference.read_checkpoint(cfg.ckpt)
     target = model_config_from_checkpoint(cfg, ckpt)

@@ -23,7 +23,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from lit_gans.errors import ConfigError, DataError
+from lit_gans.errors import ConfigError, DataError, LitGansError
 
 log = logging.getLogger(__name__)
 
@@ -32,6 +32,7 @@ OneToOne = Callable[[Any, Tensor, Mapping[str, Any]], Tensor]
 ONE_TO_ONE: dict[str, OneToOne] = {}
 MULTI_DOMAIN = ("StarGANv2",)  # translated by style (reference or latent code), see lit_gans.translate
 SAMPLED_IN_STEPS = ("Palette",)  # diffusion models: take steps=, sampler=, eta= (see sampling_options)
+DIRECTIONS = {"CycleGAN": ("AtoB", "BtoA")}  # models that translate either way: direction= (see direction_option)
 # Model arguments renamed since 0.1.0 checkpoints were written: (old, new).
 RENAMED_ARGS = (("n_layers_D", "n_layers_d"), ("norm_D", "norm_d"), ("out_activation", "output_activation"))
 OPTIMIZERS = {"Palette": "torch.optim.AdamW"}  # the others: Adam
@@ -99,6 +100,21 @@ def sampling_options(model: Any, steps: Any = None, sampler: Any = None, eta: An
     return {"steps": steps, "sampler": sampler, "eta": None if eta is None else float(eta)}
 
 
+def direction_option(model: Any, direction: Any = None) -> str | None:
+    """The checked ``direction`` of a model that translates either way (CycleGAN: ``AtoB``/``BtoA``); ``None``
+    keeps its default. A direction for another model, or one it does not have, is a :class:`ConfigError`."""
+    if direction is None:
+        return None
+    name = type(model).__name__
+    if name not in DIRECTIONS:
+        either = ", ".join(DIRECTIONS)
+        raise ConfigError(f"direction={direction} is for models that translate either way ({either}); this "
+                          f"checkpoint holds {name}, which has one direction: drop direction=")
+    if direction not in DIRECTIONS[name]:
+        raise ConfigError(f"direction={direction}: {name} translates {' or '.join(DIRECTIONS[name])}")
+    return str(direction)
+
+
 def adapter_for(model: Any) -> OneToOne:
     name = type(model).__name__
     if name in MULTI_DOMAIN:
@@ -111,16 +127,31 @@ def adapter_for(model: Any) -> OneToOne:
 
 
 # ---------------------------------------------------------------------------------------------- checkpoints
+CHECKPOINT_FIX = ("pass a .ckpt written by lit_gans' train.py (load this one with torch.load(weights_only=False) "
+                  "only if you trust whoever made it)")
+
+
 def read_checkpoint(path: str | os.PathLike) -> dict[str, Any]:
+    """A training checkpoint as plain data (``weights_only``, memory-mapped): one-line :class:`ConfigError` for
+    no path, a folder, a missing, foreign or truncated file, and a file holding pickled code (never run)."""
+    from lit_gans.utils.safe_load import load_data
+
     p = Path(os.path.expanduser(str(path))) if path not in (None, "", "???") else None
     if p is None:
         raise ConfigError("no checkpoint given: pass ckpt=PATH (a .ckpt written by train.py under <run>/checkpoints/)")
+    if p.is_dir():
+        inside = next((c for c in (p / "checkpoints" / "last.ckpt", p / "last.ckpt") if c.is_file()), None)
+        raise ConfigError(f"ckpt={p} is a directory, not a checkpoint file: pass "
+                          + (f"ckpt={inside}" if inside else "the .ckpt file (<run>/checkpoints/last.ckpt or "
+                             "epoch_XXXX.ckpt)"))
     if not p.is_file():
         raise ConfigError(f"checkpoint {p} does not exist: pass ckpt=PATH of a .ckpt written by train.py "
                           "(<run>/checkpoints/last.ckpt or epoch_XXXX.ckpt)")
     try:
-        ckpt = torch.load(p, map_location="cpu", weights_only=False, mmap=True)
-    except Exception as err:  # noqa: BLE001 - any unpickling failure means it is not a checkpoint
+        ckpt = load_data(p, "checkpoint", CHECKPOINT_FIX, mmap=True)
+    except LitGansError:
+        raise
+    except Exception as err:  # noqa: BLE001 - any other reading failure means it is not a checkpoint
         raise ConfigError(f"{p} is not a readable checkpoint ({type(err).__name__}): pass a .ckpt written by "
                           "train.py") from None
     if not isinstance(ckpt, dict) or "state_dict" not in ckpt or "hyper_parameters" not in ckpt:
@@ -137,16 +168,54 @@ def model_class_of(ckpt: Mapping[str, Any], fallback: str | None = None) -> str:
     raise ConfigError("the checkpoint does not say which model it holds: pass model=NAME (as for train.py)")
 
 
+# What a checkpoint's names may point at: its model class, and the ``_target_`` of its optimizer and scheduler
+# configs (only instantiated when training). Checked before anything is imported.
+ALLOWED_TARGETS = ("lit_gans.", "torch.optim.")
+
+
+def model_class(name: str) -> type:
+    """The model class a checkpoint names: a LightningModule of lit_gans, or a one-line :class:`ConfigError`
+    (a checkpoint is data: it does not get to pick arbitrary code to build)."""
+    import lightning as L
+    from hydra.utils import get_class
+
+    if not name.startswith("lit_gans."):
+        raise ConfigError(f"the checkpoint names the model class {name!r}, which is not one of lit_gans: pass a "
+                          "checkpoint written by lit_gans' train.py")
+    try:
+        cls = get_class(name)
+    except Exception:  # noqa: BLE001 - a renamed or removed class
+        raise ConfigError(f"the checkpoint's model class {name} does not exist in this lit_gans: use the lit_gans "
+                          "version that wrote it") from None
+    if not (isinstance(cls, type) and issubclass(cls, L.LightningModule)):
+        raise ConfigError(f"the checkpoint names {name} as its model, which is not a model class of lit_gans")
+    return cls
+
+
+def check_targets(hparams: Any, where: str = "hyper_parameters") -> None:
+    """One-line :class:`ConfigError` when a ``_target_`` in a checkpoint's hyper-parameters points outside
+    :data:`ALLOWED_TARGETS` (optimizers and schedules of torch and lit_gans)."""
+    if isinstance(hparams, Mapping):
+        target = hparams.get("_target_")
+        if target is not None and not (isinstance(target, str) and target.startswith(ALLOWED_TARGETS)):
+            raise ConfigError(f"the checkpoint's {where}._target_ is {target!r}: a lit_gans checkpoint only names "
+                              f"optimizers and schedules of {' or '.join(t.rstrip('.') for t in ALLOWED_TARGETS)}")
+        for key, value in hparams.items():
+            check_targets(value, f"{where}.{key}")
+    elif isinstance(hparams, (list, tuple)):
+        for i, value in enumerate(hparams):
+            check_targets(value, f"{where}[{i}]")
+
+
 def load_model(ckpt_path: str | os.PathLike, device: str | torch.device = "cpu",
                fallback_class: str | None = None) -> tuple[Any, dict[str, Any]]:
     """Rebuild the model of a checkpoint from its hyper-parameters and weights, in eval mode on ``device``.
 
     Returns ``(model, checkpoint)``; ``model.data_spec`` is the data the model was trained on (domain names,
     sizes, the VAE of latent data)."""
-    from hydra.utils import get_class
-
     ckpt = read_checkpoint(ckpt_path)
-    cls = get_class(model_class_of(ckpt, fallback_class))
+    cls = model_class(model_class_of(ckpt, fallback_class))
+    check_targets(ckpt["hyper_parameters"])
     model = cls(**current_model_args(cls, ckpt["hyper_parameters"]))
     model.on_load_checkpoint(ckpt)
     model.load_state_dict(ckpt["state_dict"])
@@ -198,11 +267,28 @@ def current_model_args(cls: type, hparams: Mapping[str, Any]) -> dict[str, Any]:
     return args
 
 
-def resolve_device(device: str | None) -> torch.device:
-    """``auto``: the GPU when there is one."""
+def resolve_device(device: Any, key: str = "device") -> torch.device:
+    """``auto``: the GPU when there is one. A device name torch does not know, or a GPU this machine does not
+    have, is a one-line :class:`ConfigError` (``key=...``)."""
     if device in (None, "auto"):
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(device)
+    try:
+        dev = torch.device(str(device))
+    except (RuntimeError, TypeError, ValueError):
+        raise ConfigError(f"{key}={device} is not a device: pass {key}=auto (the GPU when there is one), cpu, or "
+                          "cuda / cuda:N") from None
+    if dev.type == "cuda":
+        count = torch.cuda.device_count() if torch.cuda.is_available() else 0
+        if count == 0:
+            raise ConfigError(f"{key}={device}: PyTorch sees no CUDA GPU here (torch.cuda.is_available() is false): "
+                              f"pass {key}=cpu, or {key}=auto to use a GPU where there is one")
+        if dev.index is not None and dev.index >= count:
+            raise ConfigError(f"{key}={device}: this machine has {count} CUDA GPU(s), cuda:0 .. cuda:{count - 1}")
+    elif dev.type == "mps" and not torch.backends.mps.is_available():
+        raise ConfigError(f"{key}={device}: PyTorch sees no Apple GPU (mps) here: pass {key}=cpu or auto")
+    elif dev.type not in ("cpu", "cuda", "mps"):
+        raise ConfigError(f"{key}={device}: lit_gans runs on cpu, cuda or mps")
+    return dev
 
 
 # ---------------------------------------------------------------------------------------------- VAE

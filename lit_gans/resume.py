@@ -12,11 +12,10 @@ import shlex
 import shutil
 import zipfile
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import lightning as L
-import torch
 from lightning.pytorch.utilities.exceptions import SIGTERMException
 from omegaconf import DictConfig
 
@@ -34,6 +33,24 @@ class ResumePoint:
     epoch: int | None  # the epoch (0-based) it was taken in
     global_step: int | None  # optimizer steps
     batches_done: int  # batches trained: the first logging step of the resumed run
+    epochs_done: int | None = None  # epochs trained to their end (Lightning's fit-loop progress)
+    batches_in_epoch: int = 0  # batches of the interrupted epoch already trained (0: it stopped between epochs)
+    saved: dict[str, Any] = field(default_factory=dict)  # the checkpoint's records: hyper-parameters, run_config
+
+    @property
+    def mid_epoch(self) -> bool:
+        return self.batches_in_epoch > 0
+
+    def describe(self) -> str:
+        """Where the run continues, epochs counted from 1 as the rest of the output counts them: ``after epoch
+        2 (continuing with epoch 3)`` or ``in epoch 3, after its batch 4``."""
+        if self.epochs_done is None:
+            return "(the checkpoint does not say its epoch)"
+        if self.batches_in_epoch:
+            return f"in epoch {self.epochs_done + 1}, after its batch {self.batches_in_epoch}"
+        if self.epochs_done == 0:
+            return "before its first epoch"
+        return f"after epoch {self.epochs_done} (continuing with epoch {self.epochs_done + 1})"
 
 
 def _short(err: BaseException) -> str:
@@ -42,14 +59,24 @@ def _short(err: BaseException) -> str:
 
 
 def inspect_checkpoint(path: str, cfg: DictConfig) -> ResumePoint:
-    """Open ``path`` (memory-mapped, tensors not read) and check that it is a checkpoint of the configured model.
-    One-line :class:`ConfigError` for a truncated or foreign file or another model's checkpoint."""
+    """Open ``path`` (memory-mapped, tensors not read) as plain data and check that it is a checkpoint of the
+    configured model. One-line :class:`ConfigError` for a folder, a truncated or foreign file, a file holding
+    pickled code (refused, never run) or another model's checkpoint."""
+    return resume_point(path, read_resume_checkpoint(path, cfg))
+
+
+def read_resume_checkpoint(path: str, cfg: DictConfig) -> dict[str, Any]:
+    """The checkpoint of ``ckpt_path=`` as plain data (``weights_only``), checked against the configured model."""
+    from lit_gans.utils.safe_load import load_data
+
+    if os.path.isdir(path):
+        raise ConfigError(f"ckpt_path={path} is a directory: pass a .ckpt file (e.g. {os.path.join(path, 'last.ckpt')}"
+                          "), or ckpt_path=last with hydra.run.dir=<run dir>")
     try:
-        ckpt = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
-    except pickle.UnpicklingError:
-        # Not loadable with weights_only (objects a newer or older lit_gans put in it): leave the checks to Lightning.
-        return ResumePoint(path, None, None, 0)
-    except (RuntimeError, EOFError, OSError, zipfile.BadZipFile, ValueError) as err:
+        ckpt = load_data(path, "checkpoint", "pass a .ckpt written by lit_gans' train.py", mmap=True)
+    except (RuntimeError, EOFError, OSError, zipfile.BadZipFile, ValueError, pickle.UnpicklingError) as err:
+        if isinstance(err, ConfigError):
+            raise
         raise ConfigError(f"ckpt_path={path} is not a readable checkpoint ({_short(err)}): the file may be truncated "
                           "or of another kind; pass another .ckpt (e.g. a kept checkpoints/epoch_XXXX.ckpt)") from None
     if not isinstance(ckpt, dict) or "state_dict" not in ckpt:
@@ -58,11 +85,31 @@ def inspect_checkpoint(path: str, cfg: DictConfig) -> ResumePoint:
     want = _class_path(cfg.model.get("_target_"))
     have = ckpt.get("model_class")
     if want and have and have != want:
-        raise ConfigError(f"ckpt_path={path} is a checkpoint of {have.rsplit('.', 1)[-1]}, but this config builds "
+        raise ConfigError(f"ckpt_path={path} is a checkpoint of {str(have).rsplit('.', 1)[-1]}, but this config builds "
                           f"{want.rsplit('.', 1)[-1]}: pass the model= the run was trained with (its "
                           ".hydra/overrides.yaml lists it)")
+    return ckpt
+
+
+def resume_point(path: str, ckpt: dict[str, Any]) -> ResumePoint:
     logger_state = (ckpt.get("callbacks") or {}).get("LossLogger") or {}
-    return ResumePoint(path, ckpt.get("epoch"), ckpt.get("global_step"), int(logger_state.get("batches_done", 0)))
+    done, in_epoch = _progress(ckpt)
+    saved = {k: ckpt.get(k) for k in ("hyper_parameters", "datamodule_hyper_parameters", "run_config")}
+    return ResumePoint(path, ckpt.get("epoch"), ckpt.get("global_step"), int(logger_state.get("batches_done", 0)),
+                       done, in_epoch, saved)
+
+
+def _progress(ckpt: dict[str, Any]) -> tuple[int | None, int]:
+    """``(epochs trained to their end, batches of the interrupted epoch)`` from Lightning's fit-loop progress
+    (the counters :mod:`lit_gans.compat` reads on a live trainer)."""
+    try:
+        loop = ckpt["loops"]["fit_loop"]
+        epochs = loop["epoch_progress"]["current"]
+        done, started = int(epochs["processed"]), int(epochs["started"])
+        batches = int(loop["epoch_loop.batch_progress"]["current"]["completed"]) if started > done else 0
+        return done, batches
+    except (KeyError, TypeError, ValueError):
+        return None, 0
 
 
 def _class_path(target: str | None) -> str | None:

@@ -14,8 +14,9 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf, open_dict
 
 from lit_gans.callbacks.console import silence_known_noise
+from lit_gans.callbacks.resume import RunRecord
 from lit_gans.config_checks import check_config
-from lit_gans.resume import inspect_checkpoint, stopped_runs_explained
+from lit_gans.resume import ResumePoint, inspect_checkpoint, stopped_runs_explained
 from lit_gans.utils import rundir
 
 log = logging.getLogger(__name__)
@@ -112,11 +113,14 @@ def augment_kwargs(cfg: DictConfig) -> dict[str, Any]:
     return {"aug": OmegaConf.to_container(aug, resolve=True)}
 
 
-def build(cfg: DictConfig, purge_step: int | None = None) -> tuple[L.LightningDataModule, L.LightningModule, L.Trainer]:
+def build(cfg: DictConfig, purge_step: int | None = None, resume: ResumePoint | None = None
+          ) -> tuple[L.LightningDataModule, L.LightningModule, L.Trainer]:
     """Instantiate data, model and trainer from a composed config (no training).
 
     ``purge_step``: the first logging step of a resumed run; TensorBoard drops what an earlier, killed process
-    logged from that step on, so the curves continue without duplicated points."""
+    logged from that step on, so the curves continue without duplicated points. ``resume``: the checkpoint the
+    run continues from; the keys this config changes against it are checked (a one-line :class:`ConfigError`
+    for one that cannot change) before the trainer is built, and applied and reported by :class:`RunRecord`."""
     route_lightning_logs_through_root()
     silence_known_noise()
     if cfg.get("seed") is not None:
@@ -125,24 +129,86 @@ def build(cfg: DictConfig, purge_step: int | None = None) -> tuple[L.LightningDa
         torch.backends.cuda.matmul.allow_tf32 = True
         torch.backends.cudnn.allow_tf32 = True
     # Plain containers (_convert_="all"): hyper-parameters saved in checkpoints must load with weights_only.
-    datamodule = instantiate(cfg.data, _convert_="all")
+    with refused_arguments("data"):
+        datamodule = instantiate(cfg.data, _convert_="all")
     loss = OmegaConf.to_container(cfg.loss, resolve=True)
     # Not recursive: model.optimizer / model.scheduler stay configs the model instantiates over its parameters.
-    model = instantiate(fill_from_data(cfg.model, datamodule), loss=loss, **augment_kwargs(cfg), _convert_="all",
-                        _recursive_=False)
+    with refused_arguments("model"):
+        model = instantiate(fill_from_data(cfg.model, datamodule), loss=loss, **augment_kwargs(cfg), _convert_="all",
+                            _recursive_=False)
     if hasattr(datamodule, "with_ref2"):  # a second reference per item only for a model that reads it
         datamodule.with_ref2 = bool(getattr(model, "uses_second_reference", False))
+    record = run_record(cfg, model, datamodule, resume)
     trainer_cfg = cfg.trainer.copy()
     with open_dict(trainer_cfg):
         trainer_cfg.precision = resolve_precision(trainer_cfg.get("precision", "auto"))
         if trainer_cfg.get("benchmark") is None:
             trainer_cfg.benchmark = not trainer_cfg.get("deterministic")
-    callbacks = drop_disabled(instantiate_all(cfg.get("callbacks")), trainer_cfg)
+    callbacks = [*drop_disabled(instantiate_all(cfg.get("callbacks")), trainer_cfg), record]
     for callback in callbacks:
         if hasattr(callback, "set_run_config"):  # the HParams callback: the composed config, for TensorBoard
             callback.set_run_config(cfg)
-    trainer = instantiate(trainer_cfg, callbacks=callbacks, logger=build_loggers(cfg, purge_step) or False)
+    with refused_arguments("trainer"):
+        trainer = instantiate(trainer_cfg, callbacks=callbacks, logger=build_loggers(cfg, purge_step) or False)
     return datamodule, model, trainer
+
+
+@contextlib.contextmanager
+def refused_arguments(group: str):
+    """A constructor that refuses its arguments (``ValueError``/``TypeError`` of a lit_gans class, Lightning's
+    ``MisconfigurationException``) as a one-line :class:`ConfigError` naming the config group, instead of Hydra's
+    multi-line report."""
+    from hydra.errors import InstantiationException
+    from lightning.fabric.utilities.exceptions import MisconfigurationException
+
+    from lit_gans.errors import ConfigError, LitGansError
+
+    try:
+        yield
+    except InstantiationException as err:
+        cause = err.__cause__
+        if isinstance(cause, LitGansError) or cause is None:
+            raise
+        refused = isinstance(cause, MisconfigurationException) or (
+            isinstance(cause, (ValueError, TypeError)) and _raised_by_lit_gans(cause))
+        if not refused:
+            raise
+        text = (str(cause).strip().splitlines() or [type(cause).__name__])[0]
+        raise ConfigError(f"{group}: {text}; fix the {group}.* override (python train.py --cfg job shows the "
+                          "composed config)") from None
+
+
+def _raised_by_lit_gans(err: BaseException) -> bool:
+    """Whether ``err`` was raised in lit_gans' own code (its constructors' checks), not deeper in a library."""
+    tb = err.__traceback__
+    last = None
+    while tb is not None:
+        last = tb.tb_frame.f_code.co_filename
+        tb = tb.tb_next
+    return last is not None and os.sep + "lit_gans" + os.sep in last
+
+
+def run_record(cfg: DictConfig, model: Any, datamodule: Any, resume: ResumePoint | None) -> RunRecord:
+    """The :class:`RunRecord` of this start: the config it writes into checkpoints and, when it resumes, the keys
+    it changes against the checkpoint (refused in one line when one cannot change)."""
+    from lit_gans.resume_changes import changes_on_resume, overrides_behind, plain_run_config
+
+    paths = cfg.get("paths")
+    run_dir = str(paths.output_dir) if paths is not None and "output_dir" in paths else None
+    record = RunRecord(plain_run_config(cfg), run_dir=run_dir)
+    if resume is None:
+        return record
+    where = resume.describe()
+    record.changes = changes_on_resume(resume.path, resume.saved, cfg, model, datamodule,
+                                       where if resume.mid_epoch else None)
+    record.checkpoint, record.where = resume.path, where
+    try:
+        from hydra.core.hydra_config import HydraConfig
+
+        record.overrides = overrides_behind(record.changes, list(HydraConfig.get().overrides.task))
+    except (ValueError, AttributeError):  # a config composed without Hydra's runtime
+        pass
+    return record
 
 
 def build_loggers(cfg: DictConfig, purge_step: int | None) -> list[Any]:
@@ -183,12 +249,13 @@ def train(cfg: DictConfig) -> dict[str, float]:
             log.info("removed %d partial checkpoint file(s) of interrupted saves from %s", len(removed), ckpt_dir)
         ckpt_path = rundir.resolve_resume(cfg.get("ckpt_path"), run_dir, ckpt_dir)
         resume = inspect_checkpoint(ckpt_path, cfg) if ckpt_path else None
-        datamodule, model, trainer = build(cfg, purge_step=resume.batches_done if resume else 0)
-        if ckpt_path:
-            log.info("resuming from %s (epoch %s)", ckpt_path, resume.epoch if resume else "?")
+        datamodule, model, trainer = build(cfg, purge_step=resume.batches_done if resume else 0, resume=resume)
+        if resume is not None:
+            log.info("resuming from %s %s", ckpt_path, resume.describe())
         try:
             with stopped_runs_explained(cfg, trainer, ckpt_path):
-                trainer.fit(model, datamodule=datamodule, ckpt_path=ckpt_path)
+                # weights_only: the checkpoint is read as data (lit_gans.utils.safe_load), here as in every tool
+                trainer.fit(model, datamodule=datamodule, ckpt_path=ckpt_path, weights_only=True)
         finally:
             finish_logger_runs(trainer)
     metrics = {k: float(v) for k, v in trainer.callback_metrics.items() if torch.is_tensor(v) and v.numel() == 1}

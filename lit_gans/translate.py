@@ -152,6 +152,9 @@ def run(cfg: DictConfig) -> list[Path]:
     if out_dir.exists() and not out_dir.is_dir():
         raise ConfigError(f"output={cfg.output} is a file; output is the folder the translated images go to: pass a "
                           "new or existing folder")
+    batch_size = cfg.batch_size
+    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+        raise ConfigError(f"batch_size={batch_size}: pass a number of images per forward pass >= 1 (e.g. batch_size=16)")
     device = inference.resolve_device(cfg.device)
     torch.manual_seed(int(cfg.seed))
     model, _ = inference.load_model(cfg.ckpt, device)
@@ -159,7 +162,8 @@ def run(cfg: DictConfig) -> list[Path]:
     multi = type(model).__name__ in inference.MULTI_DOMAIN
     if not multi and (cfg.ref or cfg.domain is not None):
         raise ConfigError(f"ref=/domain= are for StarGAN v2; this checkpoint holds {type(model).__name__} (A -> B)")
-    options = {"direction": cfg.direction, **inference.sampling_options(model, cfg.steps, cfg.sampler, cfg.eta)}
+    options = {"direction": inference.direction_option(model, cfg.direction),
+               **inference.sampling_options(model, cfg.steps, cfg.sampler, cfg.eta)}
     styles = stargan_styles(cfg, model, vae, device) if multi else None
     inputs = read_inputs(cfg.input, model, vae, device)
     out_dir.mkdir(parents=True, exist_ok=True)

@@ -9,9 +9,9 @@ from lit_gans.callbacks.hparams import HParams
 from lit_gans.callbacks.image_grid import ImageGrid
 from lit_gans.callbacks.loss_logging import LossLogger, log_step_and_epoch
 from lit_gans.callbacks.metrics import JudgeMetrics, ValidationMetrics
-from lit_gans.callbacks.resume import RNGState
+from lit_gans.callbacks.resume import RNGState, RunRecord
 from lit_gans.callbacks.schedules import DiversityDecay, R1Schedule, diversity_factor
 
 __all__ = ["AdaptiveAugmentation", "CompactModelSummary", "DiversityDecay", "HParams", "ImageGrid", "JudgeMetrics", "LastCheckpoint",
            "LossLogger", "LossProgressBar",
-           "NonFiniteGuard", "R1Schedule", "RNGState", "ValidationMetrics", "diversity_factor", "log_step_and_epoch"]
+           "NonFiniteGuard", "R1Schedule", "RNGState", "RunRecord", "ValidationMetrics", "diversity_factor", "log_step_and_epoch"]

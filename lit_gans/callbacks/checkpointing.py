@@ -29,6 +29,19 @@ from lightning.pytorch.utilities.exceptions import SIGTERMException
 log = logging.getLogger(__name__)
 
 LAST = "last.ckpt"
+SIGNAL_LOGGER = "lightning.pytorch.trainer.connectors.signal_connector"  # logs "Received SIGTERM: 15"
+
+
+class _CtrlCIsNotSigterm(logging.Filter):
+    """Drops Lightning's ``Received SIGTERM`` record while the SIGTERM is the one this callback sent itself for a
+    Ctrl-C (which it has already announced as such)."""
+
+    def __init__(self, callback: LastCheckpoint):
+        super().__init__()
+        self.callback = callback
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not (self.callback.stop_signal == "SIGINT" and "Received SIGTERM" in record.getMessage())
 
 
 class LastCheckpoint(Checkpoint):
@@ -65,6 +78,7 @@ class LastCheckpoint(Checkpoint):
         self._requeue_at_epoch_end = False
         self._requeue: tuple[int, Any] | None = None
         self._previous: dict[int, Any] = {}
+        self._log_filter = _CtrlCIsNotSigterm(self)
 
     @property
     def path(self) -> str:
@@ -77,6 +91,7 @@ class LastCheckpoint(Checkpoint):
         self._install(signal.SIGTERM, self._note_sigterm)
         if self.stop_on_sigint:
             self._install(signal.SIGINT, self._note_sigint)
+            logging.getLogger(SIGNAL_LOGGER).addFilter(self._log_filter)
         if self.requeue_signum is not None:
             self._install(self.requeue_signum, self._note_requeue)
 
@@ -117,6 +132,7 @@ class LastCheckpoint(Checkpoint):
 
     def restore_signals(self) -> None:
         """Put back the handlers found at setup."""
+        logging.getLogger(SIGNAL_LOGGER).removeFilter(self._log_filter)
         for signum, previous in self._previous.items():
             try:
                 signal.signal(signum, previous if previous is not None else signal.SIG_DFL)

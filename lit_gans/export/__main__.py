@@ -48,6 +48,16 @@ def export_checkpoint(cfg: DictConfig) -> dict[str, Any]:
         raise ConfigError("ckpt=... is required: python -m lit_gans.export ckpt=PATH format=onnx|torchscript|pt2")
     if cfg.format not in FORMATS:
         raise ConfigError(f"format={cfg.format} is not a format: choose one of {', '.join(FORMATS)}")
+    opset = cfg.opset
+    if opset is not None:
+        if isinstance(opset, bool) or not isinstance(opset, int) or opset < 7:
+            raise ConfigError(f"opset={opset}: pass an ONNX opset number (e.g. opset=18), or drop opset= for the "
+                              "exporter's default")
+        if cfg.format != "onnx":
+            raise ConfigError(f"opset={opset} is for format=onnx; format={cfg.format} has no opset: drop opset=")
+    batch = cfg.batch
+    if isinstance(batch, bool) or not isinstance(batch, int):
+        raise ConfigError(f"batch={batch}: pass a number of example inputs to trace with, at least 4")
     device = inference.resolve_device(cfg.device)
     model, _ = inference.load_model(cfg.ckpt, device)
     vae = None

@@ -21,6 +21,7 @@ from lit_gans.data.layouts import existing_root, find_domains, find_paired, find
 from lit_gans.errors import ConfigError, DataError
 from lit_gans.latents.store import LatentSet, atomic_save, first_non_finite, load_latents, save_latents
 from lit_gans.latents.vae import decode_latents, encode_images, load_vae, scaling_factor
+from lit_gans.utils.safe_load import load_data
 
 log = logging.getLogger("lit_gans.latents")
 DTYPES = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
@@ -156,7 +157,8 @@ def encode(args) -> None:
                 shard["latents_b"] = torch.cat(parts_b)
             atomic_save(shard, partial / f"shard_{i:05d}.pt")
 
-    pieces = [torch.load(partial / f"shard_{i:05d}.pt", weights_only=True) for i in range(len(shards))]
+    pieces = [load_data(partial / f"shard_{i:05d}.pt", "encoding shard", f"delete {partial} to encode again")
+              for i in range(len(shards))]
     data = LatentSet(
         latents=torch.cat([p["latents"] for p in pieces]),
         latents_b=torch.cat([p["latents_b"] for p in pieces]) if paired else None,

@@ -21,7 +21,8 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from lit_gans.errors import DataError
+from lit_gans.errors import DataError, LitGansError
+from lit_gans.utils.safe_load import load_data
 
 FORMAT = "lit_gans.latents"
 VERSION = 1
@@ -90,8 +91,10 @@ def load_latents(path: str | os.PathLike, mmap: bool | str = "auto", check_finit
     if not p.is_file():
         raise DataError(f"latent file {p} does not exist: {HOW_TO_MAKE}")
     try:
-        raw = torch.load(p, map_location="cpu", weights_only=True, mmap=True)
-    except Exception:  # noqa: BLE001 - any unpickling failure means "not our format"
+        raw = load_data(p, "latent file", HOW_TO_MAKE, mmap=True)
+    except LitGansError:
+        raise
+    except Exception:  # noqa: BLE001 - any other reading failure means "not our format"
         raise DataError(f"{p} is not a latent file (torch.load cannot read it): {HOW_TO_MAKE}") from None
     if not isinstance(raw, dict) or raw.get("format") != FORMAT:
         raise DataError(f"{p} is not a lit_gans latent file (no format={FORMAT!r} entry): {HOW_TO_MAKE}")

@@ -23,6 +23,7 @@ from torchvision.models.vgg import cfgs, make_layers
 
 from lit_gans.errors import ConfigError
 from lit_gans.utils.precision import float32_or_wider, wide_dtype
+from lit_gans.utils.safe_load import load_data
 
 VGG19_CFG = cfgs["E"]
 WEIGHTS = VGG19_Weights.IMAGENET1K_V1
@@ -92,7 +93,7 @@ def load_vgg19_features(path: Path, last_index: int) -> nn.Sequential:
     for m in net:
         if isinstance(m, nn.ReLU):
             m.inplace = False  # the outputs of cut ReLUs are kept, the next layer must not overwrite them
-    state = torch.load(path, map_location="cpu", weights_only=True)
+    state = load_data(path, "weights file", f"use {hub_cache_path().name} from torchvision")
     feats = {k.removeprefix("features."): v for k, v in state.items() if not k.startswith("classifier.")}
     want = net.state_dict()
     missing = [k for k in want if k not in feats]

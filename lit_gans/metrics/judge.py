@@ -33,6 +33,7 @@ from torch import Tensor
 
 from lit_gans.nets.classifier import DomainClassifier
 from lit_gans.utils.modes import evaluating
+from lit_gans.utils.safe_load import load_data
 
 log = logging.getLogger(__name__)
 CACHE_ENV = "LIT_GANS_JUDGE_CACHE"
@@ -156,7 +157,7 @@ def cached_judge(images: Tensor, labels: Tensor, domain_names: Sequence[str], ca
     path = os.path.join(str(cache_dir), f"judge_{key}.pt") if cache_dir else None
     if path and os.path.isfile(path):
         try:
-            judge = Judge.from_state(torch.load(path, map_location="cpu", weights_only=True))
+            judge = Judge.from_state(load_data(path, "judge cache", "it is trained again"))
             if judge.domain_names == list(domain_names):
                 return judge
         except Exception as err:  # noqa: BLE001 - a damaged cache entry is retrained

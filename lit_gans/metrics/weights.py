@@ -15,12 +15,14 @@ one-line :class:`ConfigError` that names the file, where to get it and where to 
 from __future__ import annotations
 
 import os
+import tempfile
 from pathlib import Path
 
 import torch
 from torch import nn
 
 from lit_gans.errors import ConfigError
+from lit_gans.utils.safe_load import load_data
 
 INCEPTION_FILE = "weights-inception-2015-12-05-6726825d.pth"
 INCEPTION_URL = f"https://github.com/toshas/torch-fidelity/releases/download/v0.2.0/{INCEPTION_FILE}"
@@ -80,8 +82,15 @@ def inception(feature: int = 2048, weights: str | None = None, key: str = "metri
     from torchmetrics.image.fid import NoTrainInceptionV3
 
     path = find_weights(weights, INCEPTION_FILE, key, INCEPTION_URL, download)
-    net = NoTrainInceptionV3(name="inception-v3-compat", features_list=[str(feature)],
-                             feature_extractor_weights_path=str(path))
+    # torch-fidelity reads the file with torch.load(weights_only=False): it gets a copy written here of what
+    # was read as data, so a weights file holding pickled code is refused (one line) and never run.
+    state = load_data(path, "weights file", f"pass {key}=PATH of torch-fidelity's {INCEPTION_FILE}")
+    with tempfile.TemporaryDirectory(prefix="lit_gans_inception_") as tmp:
+        clean = os.path.join(tmp, INCEPTION_FILE)
+        torch.save(state, clean)
+        del state
+        net = NoTrainInceptionV3(name="inception-v3-compat", features_list=[str(feature)],
+                                 feature_extractor_weights_path=clean)
     net.num_features = feature
     return net
 
@@ -99,7 +108,7 @@ def lpips(net: str = "alex", weights: str | None = None, key: str = "metrics.lpi
     from lit_gans.compat import lpips_network
 
     model = lpips_network(net)
-    load_backbone(model.net, torch.load(path, map_location="cpu", weights_only=True), path)
+    load_backbone(model.net, load_data(path, "weights file", f"pass {key}=PATH of torchvision's {file_name}"), path)
     return model.eval().requires_grad_(False)
 
 

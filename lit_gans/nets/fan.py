@@ -19,7 +19,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from lit_gans.errors import ConfigError
+from lit_gans.errors import ConfigError, LitGansError
+from lit_gans.utils.safe_load import load_data
 
 FAN_SIZE = 256  # the FAN works on 256x256 faces (its heatmaps are 64x64)
 # Landmark index ranges of the 98-point WFLW layout: (start, end).
@@ -209,8 +210,10 @@ def load_fan(path: str | os.PathLike | None) -> FAN:
         raise ConfigError(f"model.fan_path={path} does not exist: download wing.ckpt with clovaai/stargan-v2's "
                           "`bash download.sh wing` and pass its path; lit_gans never downloads it")
     try:
-        ckpt = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as err:  # noqa: BLE001 - any unreadable file
+        ckpt = load_data(path, "weights file", "pass wing.ckpt of clovaai/stargan-v2")
+    except LitGansError:
+        raise
+    except Exception as err:  # noqa: BLE001 - any other unreadable file
         raise ConfigError(f"model.fan_path={path} is not a readable checkpoint ({type(err).__name__}): pass "
                           "wing.ckpt of clovaai/stargan-v2") from None
     state = ckpt.get("state_dict", ckpt) if isinstance(ckpt, dict) else None

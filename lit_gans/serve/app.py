@@ -45,8 +45,9 @@ def page() -> str:
 
 class UploadGuard:
     """ASGI middleware in front of ``POST /translate``: a body that is not multipart form data (415), larger than
-    ``max_bytes`` (413, from its Content-Length before anything is read, or while reading a chunked one) or not
-    parseable as a form (400) is answered here with one line. The last check parses the form once more than
+    ``max_bytes`` (413, from its Content-Length before anything is read, or while reading a chunked one), not
+    parseable as a form, or with a field given twice (400: several ``image`` fields would otherwise be translated
+    as the first one alone) is answered here with one line. The last check parses the form once more than
     needed, because LitServe answers a form its parser rejects with a 500 (it re-raises FastAPI's
     ``HTTPException`` but not Starlette's, which the form parser raises)."""
 
@@ -112,7 +113,14 @@ class UploadGuard:
             why = getattr(err, "message", None) or str(err) or type(err).__name__
             return 400, (f"the multipart form cannot be parsed ({why.splitlines()[0][:80]}): send multipart/form-data "
                          "with the field image, e.g. curl -F image=@photo.png URL/translate")
-        await form.close()
+        try:
+            repeated = {name: len(form.getlist(name)) for name in form if len(form.getlist(name)) > 1}
+        finally:
+            await form.close()
+        if repeated:
+            name, n = sorted(repeated.items())[0]
+            return 400, (f"the form has {n} {name} fields: send each field once (one image per request; several "
+                         "images are several requests, which the server batches)")
         return None
 
 
@@ -158,19 +166,41 @@ def check_port(host: str, port: int) -> None:
             raise ConfigError(f"cannot listen on {host}:{port} ({err.strerror}): pass another port=N") from None
 
 
+def _integer(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
 def check_settings(cfg: DictConfig) -> None:
     if cfg.get("ckpt") in (None, "", "???"):
         raise ConfigError("ckpt=... is required: python -m lit_gans.serve ckpt=PATH [port=8000]")
     if str(cfg.host) not in HOSTS:
         raise ConfigError(f"host={cfg.host}: LitServe listens on one of {', '.join(HOSTS)}")
-    if not 1024 <= int(cfg.port) <= 65535:
-        raise ConfigError(f"port={cfg.port}: pass a port from 1024 to 65535")
-    if int(cfg.max_batch_size) < 1 or float(cfg.batch_timeout) < 0:
-        raise ConfigError("max_batch_size must be at least 1 and batch_timeout at least 0")
-    if int(cfg.workers) < 1 or (cfg.threads is not None and int(cfg.threads) < 1):
-        raise ConfigError("workers and threads must be at least 1 (threads=null: torch's default)")
-    if float(cfg.max_upload_mb) <= 0 or int(cfg.max_pixels) < 1:
-        raise ConfigError("max_upload_mb and max_pixels must be positive")
+    if not _integer(cfg.port) or not 1024 <= cfg.port <= 65535:
+        raise ConfigError(f"port={cfg.port}: pass a port number from 1024 to 65535")
+    for key, low in (("max_batch_size", 1), ("workers", 1), ("max_pixels", 1), ("max_steps", 1), ("devices", 1)):
+        if not _integer(cfg[key]) or cfg[key] < low:
+            raise ConfigError(f"{key}={cfg[key]}: {key} must be at least {low} (an integer)")
+    if cfg.threads is not None and (not _integer(cfg.threads) or cfg.threads < 1):
+        raise ConfigError(f"threads={cfg.threads}: must be an integer >= 1 (threads=null: torch's default)")
+    if not _number(cfg.batch_timeout) or cfg.batch_timeout < 0:
+        raise ConfigError(f"batch_timeout={cfg.batch_timeout}: seconds a batch waits to fill up, >= 0")
+    for key in ("timeout", "idle_timeout", "max_upload_mb"):
+        if not _number(cfg[key]) or cfg[key] <= 0:
+            what = "megabytes" if key == "max_upload_mb" else "seconds"
+            raise ConfigError(f"{key}={cfg[key]}: must be a number of {what} > 0")
+    accelerator = str(cfg.accelerator)
+    if accelerator not in ("auto", "cpu", "cuda", "gpu", "mps"):
+        raise ConfigError(f"accelerator={accelerator}: pass auto (the GPU when there is one), cpu or cuda")
+    if accelerator in ("cuda", "gpu"):
+        import torch
+
+        if not torch.cuda.is_available():
+            raise ConfigError(f"accelerator={accelerator}: PyTorch sees no CUDA GPU here (torch.cuda.is_available() "
+                              "is false): pass accelerator=cpu, or accelerator=auto to use a GPU where there is one")
 
 
 def build_server(cfg: DictConfig) -> Any:
@@ -224,6 +254,10 @@ def compose(argv: list[str]) -> DictConfig:
             return hydra_compose(config_name="serve", overrides=argv)
     except Exception as err:  # noqa: BLE001 - Hydra's override errors: show their first line, not a traceback
         if type(err).__module__.startswith(("hydra", "omegaconf")):
+            device = next((a for a in argv if a.split("=", 1)[0] == "device"), None)
+            if device:
+                raise ConfigError(f"{device}: the server picks its device with accelerator=auto|cpu|cuda (and "
+                                  "devices=N GPUs)") from None
             raise ConfigError(str(err).splitlines()[0] + " (see python -m lit_gans.serve --help)") from None
         raise
     finally:
@@ -256,4 +290,12 @@ def main(argv: list[str] | None = None) -> None:
     log.info("serving %s at http://%s:%s/ (web page; POST /translate, GET /info, GET /health)", cfg.ckpt, shown, cfg.port)
     log.info("info: %s", json.dumps(server.model_metadata))
     server.run(host=str(cfg.host), port=int(cfg.port), generate_client_file=False, api_server_worker_type="process",
-               num_api_servers=1, log_level=str(cfg.log_level))
+               num_api_servers=1, log_level=str(cfg.log_level), **uvicorn_options(cfg))
+
+
+def uvicorn_options(cfg: DictConfig) -> dict[str, Any]:
+    """What ``LitServer.run`` passes on to ``uvicorn.Config``: the protocol with JSON 400s and idle-connection
+    closing (:mod:`lit_gans.serve.protocol`), and the idle limit (``idle_timeout`` seconds)."""
+    from lit_gans.serve.protocol import JsonErrorsHttpProtocol
+
+    return {"http": JsonErrorsHttpProtocol, "timeout_keep_alive": float(cfg.idle_timeout)}

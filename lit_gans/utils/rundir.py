@@ -6,6 +6,8 @@
 - :func:`resolve_resume`: what ``ckpt_path`` means in this run directory (``last``, ``auto``, a file, or a new
   run), refusing to start over on top of a run.
 - :func:`remove_stale_partial_saves`: temporary files of checkpoint saves interrupted by a kill.
+- :func:`discard_failed_start`: what a start that was refused before training wrote (Hydra's record of it, its
+  log, the lock), and the folder itself when that start created it.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ import fcntl
 import glob
 import os
 import re
+import shutil
 import socket
 import sys
 from dataclasses import dataclass
@@ -179,7 +182,62 @@ def resolve_resume(ckpt_path: str | None, run_dir: str, checkpoint_dir: str) -> 
         raise ConfigError(f"ckpt_path=last: nothing to resume in {run_dir} (no checkpoints/last.ckpt): pass the "
                           "folder of the run to resume as hydra.run.dir=<run dir>, or drop ckpt_path to start a new run")
     path = os.path.expanduser(str(ckpt_path))
+    if os.path.isdir(path):
+        inside = next((c for c in (os.path.join(path, "last.ckpt"), os.path.join(path, "checkpoints", "last.ckpt"))
+                       if os.path.isfile(c)), None)
+        raise ConfigError(f"ckpt_path={ckpt_path} is a directory: pass a .ckpt file"
+                          + (f" (ckpt_path={inside})" if inside else "") + ", or ckpt_path=last with "
+                          "hydra.run.dir=<run dir>")
     if not os.path.isfile(path):
         raise ConfigError(f"ckpt_path={ckpt_path}: no such file; pass an existing .ckpt (e.g. <run>/checkpoints/"
                           "last.ckpt) or ckpt_path=last with hydra.run.dir=<run dir>")
     return path
+
+
+HYDRA_RECORD = ("config.yaml", "hydra.yaml", "overrides.yaml")
+
+
+def _fresh(path: str, since: float) -> bool:
+    """Whether ``path`` (a file, or every file below a folder) was written at or after ``since`` (2 s of slack for
+    file systems with coarse timestamps)."""
+    files = [path] if os.path.isfile(path) else [os.path.join(d, f) for d, _, fs in os.walk(path) for f in fs]
+    try:
+        return all(os.path.getmtime(f) >= since - 2 for f in files)
+    except OSError:
+        return False
+
+
+def discard_failed_start(run_dir: str, record_subdir: str | None, log_name: str, since: float,
+                         keep_folder: bool = False) -> bool:
+    """Remove what a start refused before training wrote into ``run_dir`` (only files written since ``since``):
+    Hydra's record of it (``record_subdir``: ``.hydra``, or ``.hydra/resumed/<time>`` for a resume into an existing
+    run), and, for a folder holding nothing else, its log and lock file and the folder itself (unless
+    ``keep_folder``: it was there before). Returns whether the folder is gone."""
+    if not os.path.isdir(run_dir):
+        return False
+    record = os.path.join(run_dir, record_subdir) if record_subdir else None
+    if record and os.path.normpath(record_subdir) != ".hydra":  # a resume's own record inside an existing run
+        if os.path.isdir(record) and _fresh(record, since):
+            shutil.rmtree(record, ignore_errors=True)
+            parent = os.path.dirname(record)
+            if os.path.basename(parent) == "resumed" and not os.listdir(parent):
+                os.rmdir(parent)
+        return False
+    ours = {LOCK_FILE, log_name} | ({os.path.normpath(record_subdir)} if record_subdir else set())
+    entries = set(os.listdir(run_dir))
+    if not entries <= ours:
+        return False  # results, or files of someone else: keep everything
+    if record and os.path.isdir(record) and not (set(os.listdir(record)) <= set(HYDRA_RECORD) and _fresh(record, since)):
+        return False
+    if any(not _fresh(os.path.join(run_dir, e), since) for e in entries):
+        return False
+    if keep_folder:
+        for e in entries:
+            target = os.path.join(run_dir, e)
+            if os.path.isdir(target):
+                shutil.rmtree(target, ignore_errors=True)
+            else:
+                os.unlink(target)
+        return False
+    shutil.rmtree(run_dir, ignore_errors=True)
+    return True
