@@ -46,6 +46,20 @@ def batches_completed_in_epoch(trainer: Any) -> int:
     return int(trainer.fit_loop.epoch_loop.batch_progress.current.completed)
 
 
+def checkpoint_progress(ckpt: dict[str, Any]) -> tuple[int | None, int]:
+    """``(epochs trained to their end, batches of the interrupted epoch)`` from the fit-loop progress a Lightning
+    checkpoint saves (the counters of :func:`epochs_done` and :func:`batches_completed_in_epoch` on a live
+    trainer); ``(None, 0)`` when the checkpoint has none."""
+    try:
+        loop = ckpt["loops"]["fit_loop"]
+        epochs = loop["epoch_progress"]["current"]
+        done, started = int(epochs["processed"]), int(epochs["started"])
+        batches = int(loop["epoch_loop.batch_progress"]["current"]["completed"]) if started > done else 0
+        return done, batches
+    except (KeyError, TypeError, ValueError):
+        return None, 0
+
+
 def train_logging_step(trainer: Any) -> tuple[int, bool]:
     """``(step, written)``: the step Lightning's loggers give the current training batch's step values, and
     whether Lightning writes them after this batch. Valid in ``on_train_batch_end``."""

@@ -20,6 +20,7 @@ from lightning.pytorch.utilities.exceptions import SIGTERMException
 from omegaconf import DictConfig
 
 from lit_gans import compat
+from lit_gans.compat import checkpoint_progress
 from lit_gans.errors import ConfigError, Interrupted, TrainingError
 
 # Overrides that the resume command sets itself.
@@ -93,23 +94,10 @@ def read_resume_checkpoint(path: str, cfg: DictConfig) -> dict[str, Any]:
 
 def resume_point(path: str, ckpt: dict[str, Any]) -> ResumePoint:
     logger_state = (ckpt.get("callbacks") or {}).get("LossLogger") or {}
-    done, in_epoch = _progress(ckpt)
+    done, in_epoch = checkpoint_progress(ckpt)
     saved = {k: ckpt.get(k) for k in ("hyper_parameters", "datamodule_hyper_parameters", "run_config")}
     return ResumePoint(path, ckpt.get("epoch"), ckpt.get("global_step"), int(logger_state.get("batches_done", 0)),
                        done, in_epoch, saved)
-
-
-def _progress(ckpt: dict[str, Any]) -> tuple[int | None, int]:
-    """``(epochs trained to their end, batches of the interrupted epoch)`` from Lightning's fit-loop progress
-    (the counters :mod:`lit_gans.compat` reads on a live trainer)."""
-    try:
-        loop = ckpt["loops"]["fit_loop"]
-        epochs = loop["epoch_progress"]["current"]
-        done, started = int(epochs["processed"]), int(epochs["started"])
-        batches = int(loop["epoch_loop.batch_progress"]["current"]["completed"]) if started > done else 0
-        return done, batches
-    except (KeyError, TypeError, ValueError):
-        return None, 0
 
 
 def _class_path(target: str | None) -> str | None:

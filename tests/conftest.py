@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import glob
+import logging
 import os
+import sys
 from collections.abc import Callable
 
 import pytest
@@ -140,3 +142,24 @@ def read_scalars(root: str) -> dict[str, list[tuple[int, float]]]:
         for tag in ea.Tags()["scalars"]:
             out.setdefault(tag, []).extend((e.step, e.value) for e in ea.Scalars(tag))
     return {k: sorted(v) for k, v in out.items()}
+
+
+def run_cli(main, argv, capsys, monkeypatch, prog="train.py"):
+    """``main()`` with ``sys.argv = [prog, *argv]``: (exit status, non-empty stderr lines, stdout). What a
+    command changes for its process (Hydra's logging handlers, evaluate's global no-grad mode) is put back."""
+    monkeypatch.setattr(sys, "argv", [prog, *map(str, argv)])
+    GlobalHydra.instance().clear()
+    capsys.readouterr()
+    handlers, level, grad = logging.root.handlers[:], logging.root.level, torch.is_grad_enabled()
+    try:
+        main()
+        code = 0
+    except SystemExit as exc:
+        code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
+    finally:
+        GlobalHydra.instance().clear()
+        logging.root.handlers[:] = handlers
+        logging.root.setLevel(level)
+        torch.set_grad_enabled(grad)
+    out = capsys.readouterr()
+    return code, [line for line in out.err.splitlines() if line.strip()], out.out

@@ -2,16 +2,13 @@
 says it failed, before any training step; nothing is written where a run would go. Each case runs the real entry
 point (``train.py``'s Hydra main, ``python -m lit_gans.X``'s ``main``) in this process."""
 
-import logging
 import os
 import runpy
-import sys
 
 import pytest
 import torch
-from hydra.core.global_hydra import GlobalHydra
 
-from conftest import QUIET, ROOT, TINY_STARGAN, TINY_SYNTHETIC
+from conftest import QUIET, ROOT, TINY_STARGAN, TINY_SYNTHETIC, run_cli
 
 TINY = [*TINY_STARGAN, *TINY_SYNTHETIC, *QUIET, "trainer.max_steps=2"]
 
@@ -19,27 +16,6 @@ TINY = [*TINY_STARGAN, *TINY_SYNTHETIC, *QUIET, "trainer.max_steps=2"]
 def _train_main():
     """``python train.py`` as the shell runs it: the script executed as ``__main__`` (with its early checks)."""
     return lambda: runpy.run_path(os.path.join(ROOT, "train.py"), run_name="__main__")
-
-
-def run_cli(main, argv, capsys, monkeypatch, prog="train.py"):
-    """``main()`` with ``sys.argv = [prog, *argv]``: (exit status, non-empty stderr lines, stdout). What a
-    command changes for its process (Hydra's logging handlers, evaluate's global no-grad mode) is put back."""
-    monkeypatch.setattr(sys, "argv", [prog, *argv])
-    GlobalHydra.instance().clear()
-    capsys.readouterr()
-    handlers, level, grad = logging.root.handlers[:], logging.root.level, torch.is_grad_enabled()
-    try:
-        main()
-        code = 0
-    except SystemExit as exc:
-        code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
-    finally:
-        GlobalHydra.instance().clear()
-        logging.root.handlers[:] = handlers
-        logging.root.setLevel(level)
-        torch.set_grad_enabled(grad)
-    out = capsys.readouterr()
-    return code, [line for line in out.err.splitlines() if line.strip()], out.out
 
 
 def _latent_file(path, **change):

@@ -125,3 +125,13 @@ def test_the_acceptance_grep_finds_nothing_outside_compat():
     p = subprocess.run(["grep", "-rnE", pattern, "lit_gans", "--include=*.py"], cwd=ROOT, capture_output=True, text=True)
     outside = [line for line in p.stdout.splitlines() if not line.startswith("lit_gans/compat")]
     assert outside == []
+
+
+def test_checkpoint_progress_reads_lightnings_saved_loop_counters(trained):
+    """The session's tiny StarGAN v2 stopped at max_steps after one batch of its first epoch; Lightning counts an
+    epoch that a stop ends as processed (started 1, processed 1), so nothing is left to skip on a resume."""
+    from lit_gans.compat import checkpoint_progress
+
+    ckpt = torch.load(trained("stargan"), map_location="cpu", weights_only=True)
+    assert checkpoint_progress(ckpt) == (1, 0)
+    assert checkpoint_progress({"loops": {}}) == (None, 0)

@@ -13,15 +13,13 @@ import os
 import runpy
 import shutil
 import socket
-import sys
 import threading
 import time
 
 import pytest
 import torch
-from hydra.core.global_hydra import GlobalHydra
 
-from conftest import QUIET, ROOT, TINY_STARGAN, compose_config
+from conftest import QUIET, ROOT, TINY_STARGAN, compose_config, run_cli
 
 TINY = [*TINY_STARGAN, "data.per_domain=4", "data.val_per_domain=2", *QUIET]
 NO_GPU = pytest.mark.skipif(torch.cuda.is_available(), reason="tests the answer of a machine without a GPU")
@@ -63,26 +61,6 @@ def evil_copy(src, dst, mark, **extra):
     torch.save(data, dst)
     assert torch.serialization.get_unsafe_globals_in_checkpoint(str(dst)) == ["io.open"]
     return dst
-
-
-def run_cli(main, argv, capsys, monkeypatch, prog="prog"):
-    """``main()`` with ``sys.argv = [prog, *argv]``: (exit status, non-empty stderr lines). Hydra's global state,
-    the logging handlers it installs and the grad mode evaluate turns off are put back."""
-    monkeypatch.setattr(sys, "argv", [prog, *map(str, argv)])
-    GlobalHydra.instance().clear()
-    capsys.readouterr()
-    handlers, level, grad = logging.root.handlers[:], logging.root.level, torch.is_grad_enabled()
-    try:
-        main()
-        code = 0
-    except SystemExit as exc:
-        code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
-    finally:
-        GlobalHydra.instance().clear()
-        logging.root.handlers[:] = handlers
-        logging.root.setLevel(level)
-        torch.set_grad_enabled(grad)
-    return code, [line for line in capsys.readouterr().err.splitlines() if line.strip()]
 
 
 def train_py():
@@ -137,7 +115,7 @@ def test_a_pickled_payload_is_refused_by_every_tool_and_never_runs(tool, run, ma
         evil = tmp_path / "evil.pt"
         torch.save(latents, evil)
         main, argv = module_main("lit_gans.latents"), ["info", evil]
-    code, err = run_cli(main, argv, capsys, monkeypatch)
+    code, err, _ = run_cli(main, argv, capsys, monkeypatch)
     one_line(code, err, f"{evil}: refused to load this", "pickled code (io.open)")
     assert not (tmp_path / "run").exists() and not (tmp_path / "eval").exists() and not (tmp_path / "o").exists()
 
@@ -211,10 +189,10 @@ def test_a_checkpoint_cannot_name_code_to_build(field, value, message, run, tmp_
 
 
 def test_a_folder_given_as_a_checkpoint_says_it_is_a_folder(run, tmp_path, capsys, monkeypatch):
-    code, err = run_cli(module_main("lit_gans.translate"), [f"ckpt={run}", f"input={tmp_path}", f"output={tmp_path}/o"],
+    code, err, _ = run_cli(module_main("lit_gans.translate"), [f"ckpt={run}", f"input={tmp_path}", f"output={tmp_path}/o"],
                         capsys, monkeypatch)
     one_line(code, err, f"ckpt={run} is a directory, not a checkpoint file: pass ckpt={run}/checkpoints/last.ckpt")
-    code, err = run_cli(train_py, [*TINY, f"ckpt_path={run}/checkpoints", f"hydra.run.dir={tmp_path}/run"],
+    code, err, _ = run_cli(train_py, [*TINY, f"ckpt_path={run}/checkpoints", f"hydra.run.dir={tmp_path}/run"],
                         capsys, monkeypatch)
     one_line(code, err, f"ckpt_path={run}/checkpoints is a directory: pass a .ckpt file")
     assert not (tmp_path / "run").exists()
@@ -240,7 +218,7 @@ def test_train_bad_values_are_one_line_and_leave_no_run_folder(case, tmp_path, c
     if case == "gpu without one" and torch.cuda.is_available():
         pytest.skip("tests the answer of a machine without a GPU")
     overrides, wanted = TRAIN_CASES[case]
-    code, err = run_cli(train_py, [*TINY, "trainer.max_steps=2", *overrides, f"hydra.run.dir={tmp_path}/run"],
+    code, err, _ = run_cli(train_py, [*TINY, "trainer.max_steps=2", *overrides, f"hydra.run.dir={tmp_path}/run"],
                         capsys, monkeypatch)
     one_line(code, err, wanted)
     assert not (tmp_path / "run").exists()
@@ -248,11 +226,11 @@ def test_train_bad_values_are_one_line_and_leave_no_run_folder(case, tmp_path, c
 
 def test_a_non_ascii_run_dir_needs_no_quotes_and_a_refused_resume_leaves_no_folder(tmp_path, capsys, monkeypatch):
     folder = tmp_path / "été"
-    code, err = run_cli(train_py, [*TINY, "ckpt_path=last", f"hydra.run.dir={folder}"], capsys, monkeypatch)
+    code, err, _ = run_cli(train_py, [*TINY, "ckpt_path=last", f"hydra.run.dir={folder}"], capsys, monkeypatch)
     one_line(code, err, f"ckpt_path=last: nothing to resume in {folder}")
     assert not folder.exists()
     (tmp_path / "mine").mkdir()  # a folder that was there before stays, without what the refused start wrote
-    code, err = run_cli(train_py, [*TINY, "ckpt_path=last", f"hydra.run.dir={tmp_path}/mine"], capsys, monkeypatch)
+    code, err, _ = run_cli(train_py, [*TINY, "ckpt_path=last", f"hydra.run.dir={tmp_path}/mine"], capsys, monkeypatch)
     one_line(code, err, "nothing to resume")
     assert os.listdir(tmp_path / "mine") == []
 
@@ -308,7 +286,7 @@ def test_inference_commands_bad_values_are_one_line(case, run, cyclegan_ckpt, tm
              "lit_gans.export": [f"out={tmp_path}/x.onnx"], "lit_gans.evaluate": [f"hydra.run.dir={tmp_path}/eval"],
              "lit_gans.serve": [] if any(a.startswith("port=") for a in args) else ["port=18996"]}[module]
     given = [a for a in args if a.startswith("ckpt=")] or [f"ckpt={ckpt}"]
-    code, err = run_cli(module_main(module), [*given, *[a for a in args if not a.startswith("ckpt=")], *extra],
+    code, err, _ = run_cli(module_main(module), [*given, *[a for a in args if not a.startswith("ckpt=")], *extra],
                         capsys, monkeypatch)
     one_line(code, err, wanted)
     assert not (tmp_path / "o").exists() and not (tmp_path / "eval").exists()
