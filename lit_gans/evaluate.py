@@ -125,9 +125,9 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
     vae = inference.model_vae(model, cfg.vae, cfg.vae_subfolder, device)
     skipped: dict[str, str] = {}
     results: dict[str, Any] = {}
+    lpips = None
     try:  # FID/KID (and LPIPS): the standard networks, when their weights are here (or may be downloaded)
         extractor = weights.inception(int(m.feature), m.inception_weights, download=download).to(device)
-        lpips = None
         if multi:
             try:
                 lpips = weights.lpips(m.lpips_net, m.lpips_weights, download=download).to(device)
@@ -145,7 +145,7 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
     if m.get("judge", True):  # the judge needs no download: it learns the domains from the training data
         extra = {}
         if multi:  # StarGAN v2's hallmarks, with LPIPS diversity when its weights are here
-            if lpips is None and "LPIPS" not in skipped:
+            if lpips is None:
                 try:
                     lpips = weights.lpips(m.lpips_net, m.lpips_weights, download=download).to(device)
                 except ConfigError:
