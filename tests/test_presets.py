@@ -39,7 +39,9 @@ PROMISES = {
     "pix2pix_facades": {"model._target_": "lit_gans.models.Pix2Pix", "data.direction": "BtoA", "data.crop_size": 256,
                         "loss.lambda_l1": 100.0, "loss.adversarial": "vanilla", "model.norm": "batch"},
     "palette_colorize": {"data.condition": "grayscale", "model._target_": "lit_gans.models.Palette"},
-    "quickstart": {"model.img_size": 32},
+    "quickstart": {"model.img_size": 32, "model.ref_path_trains_encoder": False},
+    "stargan_small_data": {"model.img_size": 64, "model.ref_path_trains_encoder": False,
+                           "data._target_": "lit_gans.data.domains.DomainsDataModule"},
 }
 
 
