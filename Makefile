@@ -44,7 +44,7 @@ test-fast: $(STAMP)
 test-perf: $(STAMP)
 	$(PY) -m pytest -m perf $(PYTEST_ARGS)
 
-## Regenerate the README figures (sample grid, curves) from a short run on built-in data
+## Regenerate the README figures (sample grid, curves, judge and hallmarks per seed) from quickstart runs, seeds 0 1 2 (SEEDS=...)
 figures: $(STAMP)
 	PY=$(PY) bash scripts/make_figures.sh
 

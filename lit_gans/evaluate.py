@@ -56,6 +56,19 @@ def model_config_from_checkpoint(cfg: DictConfig, ckpt: dict[str, Any]) -> str:
     return target
 
 
+HALLMARK_ROWS = {
+    "judge_accuracy_ref": "reference-guided outputs in the target domain (chance 1 / domains)",
+    "ref_retrieval": "outputs nearer their own reference than another (0: ignored, 1: always)",
+    "latent_diversity": "spread over codes / spread of real images (0: one output per source)",
+    "lpips_diversity": "mean LPIPS between outputs of one source over codes",
+    "shapes_target_ref": "shapes: reference-guided outputs in the target shape",
+    "shapes_target_latent": "shapes: latent-guided outputs in the target shape",
+    "shapes_colour_followed": "shapes: reference's colour taken (0: ignored, 1: exact)",
+    "shapes_colour_diversity": "shapes: colour spread over codes / real colours' spread",
+    "shapes_position_error": "shapes: output's centre to source's, in image widths",
+}
+
+
 def format_table(results: dict[str, Any]) -> str:
     """One row per ``mode/domain`` (or ``AtoB``), one column per metric; then the judge's numbers."""
     results = dict(results)
@@ -83,6 +96,10 @@ def format_table(results: dict[str, Any]) -> str:
         lines += ["mean".ljust(width) + f"{judge['judge_accuracy']:12.3f}", "target".ljust(width) + "judge_fd".rjust(12)]
         lines += [k.ljust(width) + f"{v:12.3f}" for k, v in fds.items()]
         lines.append("mean".ljust(width) + f"{judge['judge_fd']:12.3f}")
+        marks = [(k, judge[k]) for k in HALLMARK_ROWS if k in judge]
+        if marks:
+            lines += ["", "StarGAN v2's hallmarks (docs/evaluate.md)"]
+            lines += [f"{k.ljust(26)}{v:8.3f}   {HALLMARK_ROWS[k]}" for k, v in marks]
     return "\n".join(line for line in lines if line is not None)
 
 
@@ -142,9 +159,9 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
     vae = inference.model_vae(model, cfg.vae, cfg.vae_subfolder, device)
     skipped: dict[str, str] = {}
     results: dict[str, Any] = {}
+    lpips = None
     try:  # FID/KID (and LPIPS): the standard networks, when their weights are here (or may be downloaded)
         extractor = weights.inception(int(m.feature), m.inception_weights, download=download).to(device)
-        lpips = None
         if multi:
             try:
                 lpips = weights.lpips(m.lpips_net, m.lpips_weights, download=download).to(device)
@@ -160,9 +177,17 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
             kid_subsets=int(m.kid_subsets), kid_subset_size=int(m.kid_subset_size),
             progress=lambda it: tqdm(it, desc="evaluate", disable=not cfg.progress))
     if m.get("judge", True):  # the judge needs no download: it learns the domains from the training data
+        extra = {}
+        if multi:  # StarGAN v2's hallmarks, with LPIPS diversity when its weights are here
+            if lpips is None:
+                try:
+                    lpips = weights.lpips(m.lpips_net, m.lpips_weights, download=download).to(device)
+                except ConfigError:
+                    lpips = None  # already said in the "skipped" line
+            extra = {"lpips": lpips, "hallmark_styles": max(2, int(m.get("hallmark_styles", 4)))}
         judged = judge_model(model, datamodule, m.get("judge_dir"), vae=vae, seed=int(cfg.seed),
                              max_sources=m.max_sources if m.max_sources is not None else 300,
-                             num_styles=max(1, int(m.num_styles)))
+                             num_styles=max(1, int(m.num_styles)), **extra)
         results["judge"] = judged
     for what, why in skipped.items():
         print(f"skipped {what}: {why}", file=sys.stderr)

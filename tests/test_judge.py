@@ -132,3 +132,8 @@ def test_the_callback_logs_what_evaluating_the_checkpoint_gives(judged_run):
     direct = judge_model(model, dm, None, num_styles=1, max_sources=12, max_train=3000)
     assert logged_acc == pytest.approx(direct["judge_accuracy"], abs=1e-6)
     assert logged_fd == pytest.approx(direct["judge_fd"], rel=1e-4)
+    # StarGAN v2's hallmarks (lit_gans.metrics.hallmarks) come with it, the shapes' ones on the built-in data
+    for key in ("judge_accuracy_ref", "ref_retrieval", "latent_diversity", "shapes_colour_followed",
+                "shapes_colour_diversity", "shapes_position_error", "shapes_target_ref", "shapes_target_latent"):
+        (_, logged), = s[f"val/{key}"]
+        assert logged == pytest.approx(direct[key], rel=1e-4, abs=1e-6), key

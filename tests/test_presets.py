@@ -22,7 +22,8 @@ PROMISES = {
     "stargan_afhq": {"model._target_": "lit_gans.models.StarGANv2", "model.img_size": 256, "model.max_conv_dim": 512,
                      "loss.adversarial": "nonsat", "loss.w_ds": 2.0, "loss.w_r1": 0.5, "loss.r1_interval": 1,
                      "data.batch_size": 8, "model.optimizer.lr": 1e-4, "model.mapping_lr": 1e-6,
-                     "model.ds_paths": ["latent", "ref"], "model.ds_detach_second": True},
+                     "model.ds_paths": ["latent", "ref"], "model.ds_detach_second": True,
+                     "model.ref_path_trains_encoder": False},
     "stargan_celeba_hq": {"model.w_hpf": 1.0, "model.img_size": 256, "loss.w_ds": 1.0, "loss.w_r1": 0.5,
                           "loss.adversarial": "nonsat", "model.ds_paths": ["latent", "ref"]},
     "stargan_latent_afhq": {"model.in_channels": 4, "model.latent_scale": 0.18215, "loss.adversarial": "hinge",
@@ -38,7 +39,9 @@ PROMISES = {
     "pix2pix_facades": {"model._target_": "lit_gans.models.Pix2Pix", "data.direction": "BtoA", "data.crop_size": 256,
                         "loss.lambda_l1": 100.0, "loss.adversarial": "vanilla", "model.norm": "batch"},
     "palette_colorize": {"data.condition": "grayscale", "model._target_": "lit_gans.models.Palette"},
-    "quickstart": {"model.img_size": 32},
+    "quickstart": {"model.img_size": 32, "model.ref_path_trains_encoder": False},
+    "stargan_small_data": {"model.img_size": 64, "model.ref_path_trains_encoder": False,
+                           "data._target_": "lit_gans.data.domains.DomainsDataModule"},
 }
 
 

@@ -177,3 +177,41 @@ def test_d_mismatch_is_the_fake_side_on_sources_shown_to_another_domains_head(ma
         want = d_adv + w * mismatch + 0.7 * 2 * r1
         assert got["D/d_loss"].item() == pytest.approx(want.item(), rel=2e-4, abs=1e-5), step
     assert mismatch.item() > 0.5  # an untrained D is far from calling every mismatched source fake
+
+
+def _encoder_gradient_after_one_frozen_step(make_cfg, *overrides: str):
+    """One training step at learning rate 0: the model as it started, the batch, and the style encoder's gradient
+    that the G/E/F update left (the last backward of the step)."""
+    cfg = make_cfg("model.optimizer.lr=0", "model.mapping_lr=0", "model.optimizer.weight_decay=0", "loss.w_ds=0",
+                   "trainer.max_epochs=1", "trainer.limit_train_batches=1", "logger=[]", "callbacks.model_checkpoint=null",
+                   *overrides)
+    datamodule, model, trainer = build(cfg)
+    start = copy.deepcopy(model)
+    cap = Capture()
+    trainer.callbacks.append(cap)
+    trainer.fit(model, datamodule=datamodule)
+    grads = torch.cat([p.grad.flatten() for p in model.style_encoder.parameters()])
+    return start, cap.steps[0], grads
+
+
+def test_without_the_reference_path_the_style_encoder_learns_from_the_latent_path_only(make_cfg):
+    """model.ref_path_trains_encoder=false, as the official solver (its reference pass steps G alone): E's gradient
+    is that of the latent path's terms that involve it, w_sty * |E(G(x, F(z1))) - F(z1)| + w_cyc *
+    |G(G(x, F(z1)), E(x)) - x|; the logged losses are the seed's (only the gradients differ), and with the seed's
+    setting E also gets the reference path's gradient."""
+    w = {"w_sty": 1.5, "w_cyc": 0.8}
+    start, (batch, got, _), grads = _encoder_gradient_after_one_frozen_step(
+        make_cfg, "model.ref_path_trains_encoder=false", *[f"loss.{k}={v}" for k, v in w.items()])
+    G, E, F = start.generator, start.style_encoder, start.mapping_network
+    x, y_src, y = batch["x_src"], batch["y_src"], batch["y_trg"]
+    s_lat = F(batch["z1"], y).detach()
+    fake_lat = G(x, s_lat).detach()
+    latent_terms = (w["w_sty"] * (E(fake_lat, y) - s_lat).abs().mean()
+                    + w["w_cyc"] * (G(fake_lat, E(x, y_src)) - x).abs().mean())
+    want = torch.cat([g.flatten() for g in torch.autograd.grad(latent_terms, list(E.parameters()))])
+    assert torch.allclose(grads, want, rtol=1e-3, atol=1e-6 * want.abs().max().item())
+    _, (_, seed_got, _), seed_grads = _encoder_gradient_after_one_frozen_step(
+        make_cfg, "model.ref_path_trains_encoder=true", *[f"loss.{k}={v}" for k, v in w.items()])
+    for key in ("G/g_loss", "G/sty", "G/cyc", "D/d_loss"):
+        assert got[key].item() == pytest.approx(seed_got[key].item(), rel=1e-5), key
+    assert (seed_grads - want).norm() > 0.05 * want.norm()

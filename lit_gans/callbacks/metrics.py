@@ -114,6 +114,13 @@ class JudgeMetrics(Callback):
     ``val/judge_fd`` (Fréchet distance in the judge's features; lower is closer). ``val/judge_accuracy`` is a
     sound ``optimized_metric`` for ``hparams_search=`` (direction maximize).
 
+    For StarGAN v2 also its hallmarks (:mod:`lit_gans.metrics.hallmarks`, ``hallmark_styles`` references and codes
+    per source): ``val/judge_accuracy_ref`` (reference-guided outputs in the target domain), ``val/ref_retrieval``
+    (outputs nearer their own reference than another one, chance-corrected: 0 ignores the reference) and
+    ``val/latent_diversity`` (spread over codes relative to real images'; 0 is mode collapse); on the built-in
+    shapes in pixels also ``val/shapes_target_ref``, ``val/shapes_target_latent``, ``val/shapes_colour_followed``,
+    ``val/shapes_colour_diversity`` and ``val/shapes_position_error`` (from the shapes' known factors).
+
     The judge is trained once, at the first measurement, and cached by a hash of the data (see
     :func:`~lit_gans.metrics.judge.default_cache_dir`); the training step is untouched. Models that translate
     by sampling (Palette) are skipped. Computed on the global-zero process only.
@@ -126,14 +133,20 @@ class JudgeMetrics(Callback):
             sources in all); num_styles: StarGAN v2 style codes per source.
         max_train: training images the judge learns from; cache_dir: where judges are kept (None: next to the
             data). seed: the style codes' seed.
+        hallmark_styles: references and codes per source for StarGAN v2's hallmarks (at least 2; 0: no hallmarks).
     """
 
+    HALLMARKS = ("judge_accuracy_ref", "ref_retrieval", "latent_diversity")
+    SHAPES = ("shapes_target_ref", "shapes_target_latent", "shapes_colour_followed", "shapes_colour_diversity",
+              "shapes_position_error")
+
     def __init__(self, every_n_epochs: int = 5, max_sources: int = 60, num_styles: int = 1, max_train: int = 3000,
-                 cache_dir: str | None = None, seed: int = 0, at_end: bool = True):
+                 cache_dir: str | None = None, seed: int = 0, at_end: bool = True, hallmark_styles: int = 4):
         self.every_n_epochs = int(every_n_epochs)
         self.at_end = bool(at_end)
         self.kwargs = {"max_sources": int(max_sources), "max_train": int(max_train), "seed": int(seed),
                        "num_styles": int(num_styles)}
+        self.hallmark_styles = int(hallmark_styles)
         self.cache_dir = cache_dir
 
     @staticmethod
@@ -144,8 +157,13 @@ class JudgeMetrics(Callback):
         return name in inference.MULTI_DOMAIN or (hasattr(pl_module, "translate") and name not in inference.SAMPLED_IN_STEPS)
 
     def logged_metrics(self) -> list[str]:
-        """What it logs (the HParams tab lists these as metrics)."""
-        return ["val/judge_accuracy", "val/judge_fd"] if self.every_n_epochs > 0 or self.at_end else []
+        """What it logs (the HParams tab lists these as metrics; the hallmarks only for multi-domain models)."""
+        if self.every_n_epochs <= 0 and not self.at_end:
+            return []
+        names = ["judge_accuracy", "judge_fd"]
+        if self.hallmark_styles:
+            names += [*self.HALLMARKS, *self.SHAPES]
+        return [f"val/{name}" for name in names]
 
     def due(self, trainer: L.Trainer) -> bool:
         epoch = trainer.current_epoch + 1
@@ -161,11 +179,17 @@ class JudgeMetrics(Callback):
             return
         if trainer.is_global_zero:
             results = self.measure(trainer, pl_module)
-            for name in ("judge_accuracy", "judge_fd"):
-                pl_module.log(f"val/{name}", float(results[name]), on_step=False, on_epoch=True, rank_zero_only=True)
+            for name in ("judge_accuracy", "judge_fd", *self.HALLMARKS, *self.SHAPES):
+                if name in results:
+                    pl_module.log(f"val/{name}", float(results[name]), on_step=False, on_epoch=True,
+                                  rank_zero_only=True)
 
     @torch.no_grad()
     def measure(self, trainer: L.Trainer, pl_module: L.LightningModule) -> dict[str, Any]:
+        from lit_gans import inference
         from lit_gans.metrics.judge import judge_model
 
-        return judge_model(pl_module, trainer.datamodule, self.cache_dir, **self.kwargs)
+        kwargs = dict(self.kwargs)
+        if type(pl_module).__name__ in inference.MULTI_DOMAIN:
+            kwargs.update(hallmarks=self.hallmark_styles >= 2, hallmark_styles=max(2, self.hallmark_styles))
+        return judge_model(pl_module, trainer.datamodule, self.cache_dir, **kwargs)

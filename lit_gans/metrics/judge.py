@@ -74,6 +74,13 @@ class Judge:
         self.net.eval()
         return torch.cat([self.net.features(self.prepare(b)).double().cpu() for b in x.split(batch_size)])
 
+    @torch.no_grad()
+    def style_features(self, x: Tensor, batch_size: int = 256) -> Tensor:
+        """``(N, C, H, W)`` -> ``(N, D)`` float64 style statistics of the first two stages (on the CPU), see
+        :meth:`~lit_gans.nets.classifier.DomainClassifier.style_statistics`."""
+        self.net.eval()
+        return torch.cat([self.net.style_statistics(self.prepare(b)).double().cpu() for b in x.split(batch_size)])
+
     def state(self) -> dict[str, Any]:
         return {"net": self.net.state_dict(), "mean": self.mean, "std": self.std, "size": self.size,
                 "domain_names": list(self.domain_names), "real_accuracy": self.real_accuracy, "key": self.key,
@@ -267,23 +274,57 @@ def _pixels(x: Tensor, vae: Any, batch_size: int = 16) -> Tensor:
 
 def judge_multidomain_model(model: Any, datamodule: Any, cache_dir: str | os.PathLike | None = None,
                             num_styles: int = 4, seed: int = 0, max_train: int | None = 6000,
-                            max_sources: int | None = 300, vae: Any = None) -> dict[str, Any]:
+                            max_sources: int | None = 300, vae: Any = None, hallmarks: bool = True,
+                            hallmark_styles: int = 4, lpips: Any = None) -> dict[str, Any]:
     """:func:`judge_multidomain` of a StarGAN v2 ``model`` on a multi-domain ``datamodule``: the judge learns from
     (at most ``max_train`` of) the training split's sources; translations start from (at most ``max_sources`` of)
     the validation split (the training split when there is none), whose images are also the reals of the
-    Fréchet distances. Latent data are decoded by ``vae`` when one is given, else judged as latents."""
+    Fréchet distances. Latent data are decoded by ``vae`` when one is given, else judged as latents.
+
+    With ``hallmarks``, also StarGAN v2's hallmarks (:mod:`lit_gans.metrics.hallmarks`), ``hallmark_styles``
+    references and codes per source: ``judge_accuracy_ref``, ``ref_retrieval``, ``latent_diversity`` (and
+    ``lpips_diversity`` with an ``lpips`` network, RGB data only) on any data; on the built-in shapes in pixels
+    also the ``shapes_*`` measures from the known factors (on 60 scenes drawn afresh). The references (and the
+    reals that diversity is relative to) are the judge's training images."""
+    from lit_gans.metrics.hallmarks import feature_hallmarks, shapes_hallmarks
+
     datamodule.setup("fit")
     train_x, train_y = domain_tensors(datamodule.train_set, max_train)
     judge = cached_judge(_pixels(train_x, vae), train_y, list(datamodule.domain_names), cache_dir)
     held = datamodule.val_set if datamodule.val_set is not None else datamodule.train_set
     x, y = domain_tensors(held, max_sources)
+    latent_dim = int(model.net_cfg["latent_dim"])
 
     def translate(xb: Tensor, t: int, z: Tensor) -> Tensor:
         return _pixels(model.translate(xb.to(model.device), t, z=z.to(model.device)).cpu(), vae)
 
+    def translate_any(xb: Tensor, t: Any, x_ref: Tensor | None = None, z: Tensor | None = None) -> Tensor:
+        x_ref = None if x_ref is None else x_ref.to(model.device)
+        return model.translate(xb.to(model.device), t, x_ref=x_ref, z=None if z is None else z.to(model.device)).cpu()
+
     with evaluating(model):
-        return judge_multidomain(translate, judge, x, y, _pixels(x, vae), y, int(model.net_cfg["latent_dim"]),
-                                 num_styles=num_styles, seed=seed)
+        out = judge_multidomain(translate, judge, x, y, _pixels(x, vae), y, latent_dim, num_styles=num_styles,
+                                seed=seed)
+        if not hallmarks:
+            return out
+        rgb = vae is not None or int(x.shape[1]) == 3
+        found = feature_hallmarks(translate_any, judge, x, y, train_x, train_y, latent_dim, hallmark_styles, seed,
+                                  lpips=lpips if rgb else None, decode=lambda t: _pixels(t, vae))
+        names = judge.domain_names
+        out.update({k: ({names[d]: v for d, v in val.items()} if k.endswith("_domains") else val)
+                    for k, val in found.items()})
+        if is_shapes_in_pixels(datamodule):
+            out.update(shapes_hallmarks(translate_any, latent_dim, len(names), int(x.shape[-1]), judge.predict,
+                                        num_styles=hallmark_styles, seed=seed))
+    return out
+
+
+def is_shapes_in_pixels(datamodule: Any) -> bool:
+    """Whether ``datamodule`` is the built-in shapes data as RGB pixels (whose factors the ``shapes_*`` hallmarks
+    read)."""
+    from lit_gans.data.synthetic import SyntheticDomainsDataModule
+
+    return isinstance(datamodule, SyntheticDomainsDataModule) and datamodule.channels == 3
 
 
 def _side(load: Any, n: int, limit: int | None) -> Tensor:
@@ -328,5 +369,6 @@ def judge_model(model: Any, datamodule: Any, cache_dir: str | os.PathLike | None
     if type(model).__name__ in inference.MULTI_DOMAIN:
         kwargs.pop("options", None)
         return judge_multidomain_model(model, datamodule, cache_dir, **kwargs)
-    kwargs.pop("num_styles", None)
+    for key in ("num_styles", "hallmarks", "hallmark_styles", "lpips"):  # multi-domain settings
+        kwargs.pop(key, None)
     return judge_a_to_b_model(model, datamodule, cache_dir, **kwargs)

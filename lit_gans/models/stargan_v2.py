@@ -14,6 +14,16 @@ two fakes of the same source: on the latent path (styles ``F(z1)``, ``F(z2)``: t
 reference-path G update); ``ds_detach_second`` stops the gradient through the second fake as the official
 ``x_fake2.detach()``. Once ``lambda_ds`` has decayed to 0 the term gets no gradient work, but its curve still
 shows the true distance (a forward pass without gradients).
+
+Which networks each path trains: in the seed's single backward every term reaches every network it depends on. The
+official ``core/solver.py`` steps the style encoder after the latent-guided pass only (its reference-guided pass
+steps G alone); ``ref_path_trains_encoder=False`` does the same in one backward: the reference path's styles
+``E(x_ref)`` are detached, its style reconstruction reads ``E(G(x, s_ref))`` with E's parameters detached, and its
+cycle uses ``E(x_src)`` detached, so E learns only to read the latent path's fakes (``sty``) and the sources
+(``cyc``). With the seed's setting the reference path's style reconstruction and adversarial terms reach E through
+``E(x_ref)``, and a constant code satisfies the first: on the quickstart the spread of E's codes over references
+fell from 0.18 to 0.08 of their norm in the second epoch and to 0.006 by the end, and every reference gave the same
+output.
 """
 
 from __future__ import annotations
@@ -58,6 +68,8 @@ class StarGANv2(GANModule):
             skip connections carry to the output (see :class:`~lit_gans.nets.stargan_v2.Generator`). Pixels only.
         fan_path: the FAN's weights (``wing.ckpt`` of clovaai/stargan-v2), a local file read when training
             starts; checkpoints then carry them, so translating needs no file.
+        ref_path_trains_encoder: whether the reference-guided path's terms update the style encoder E (the seed's
+            single backward: True) or G only (the official solver's: False; see the module's docstring).
         loss: the ``loss`` config block (spec ``stargan_v2``).
         latent_scale: 0.18215 for unscaled SD-VAE latents, 1.0 for pixels.
         ema_beta: decay of the moving averages of G, E, F used for sampling (see ``GANModule``).
@@ -78,7 +90,8 @@ class StarGANv2(GANModule):
                  n_down: int | None = None, optimizer: Mapping[str, Any] | None = None, mapping_lr: float = 1e-6,
                  fused_optimizer: bool | None = None,
                  ds_paths: Sequence[str] = ("latent",), ds_detach_second: bool = False, w_hpf: float = 0.0,
-                 fan_path: str | None = None, loss: Mapping[str, Any] | None = None, latent_scale: float = 1.0, ema_beta: float = 0.999,
+                 fan_path: str | None = None, ref_path_trains_encoder: bool = True,
+                 loss: Mapping[str, Any] | None = None, latent_scale: float = 1.0, ema_beta: float = 0.999,
                  ema_warmup: bool = True, channels_last: bool | str = "auto", compile: bool = False,
                  vae: Mapping[str, Any] | None = None, aug: Mapping[str, Any] | None = None):
         super().__init__(loss=loss, optimizer=optimizer, fused_optimizer=fused_optimizer, latent_scale=latent_scale,
@@ -95,6 +108,7 @@ class StarGANv2(GANModule):
             raise ConfigError(f"model.ds_paths={list(self.ds_paths)}: choose one or both of latent, ref")
         self.ds_detach_second = bool(ds_detach_second)
         self.w_hpf, self.fan_path = float(w_hpf), fan_path
+        self.ref_path_trains_encoder = bool(ref_path_trains_encoder)
         if self.w_hpf > 0 and in_channels != 3:
             raise ConfigError(f"model.w_hpf={w_hpf}: the high-pass filter works on RGB faces (its masks come from a "
                               f"face-alignment network), not on {in_channels}-channel latents: set model.w_hpf=0")
@@ -163,6 +177,8 @@ class StarGANv2(GANModule):
         refs = [x_ref, x_ref2] if ref_ds and ds_weighted else [x_ref]
         zs = [batch["z1"], batch["z2"]] if latent_ds and ds_weighted else [batch["z1"]]
         s_ref, *s_ref2 = self.style_encoder(torch.cat(refs), y_trg.repeat(len(refs))).split(b)
+        if not self.ref_path_trains_encoder:  # the official reference pass steps G only
+            s_ref, s_ref2 = s_ref.detach(), [s.detach() for s in s_ref2]
         s_lat, *s_lat2 = self.mapping_network(torch.cat(zs), y_trg.repeat(len(zs))).split(b)
         styles = [s_ref, s_lat, *s_lat2, *s_ref2]
         masks = self.hpf_masks(x_src)  # the official masks of the translation (of x_real), None without w_hpf
@@ -210,8 +226,12 @@ class StarGANv2(GANModule):
             obj.compute("g_adv", logits_ref)
             obj.compute("g_adv", logits_lat)
             # One style-encoder pass: the fakes' styles (style reconstruction) and the source's (cycle).
-            s_pred_ref, s_pred_lat, s_src = self.style_encoder(torch.cat([fakes, x_src]),
-                                                               torch.cat([y2, y_src])).split(b)
+            if self.ref_path_trains_encoder:
+                s_pred_ref, s_pred_lat, s_src = self.style_encoder(torch.cat([fakes, x_src]),
+                                                                   torch.cat([y2, y_src])).split(b)
+            else:  # E reads the reference path's fakes with its parameters detached: only G learns from that term
+                s_pred_lat, s_src = self.style_encoder(torch.cat([fake_lat, x_src]), torch.cat([y_trg, y_src])).split(b)
+                s_pred_ref = self.frozen_style_encoder(fake_ref, y_trg)
             obj.compute("sty", s_pred_ref, s_ref)
             obj.compute("sty", s_pred_lat, s_lat)
             if ds_weighted:
@@ -223,7 +243,9 @@ class StarGANv2(GANModule):
             with_id = obj.active("id")
             inputs = torch.cat([fakes, x_src]) if with_id else fakes
             # the cycle's masks are the fakes' own (official: fan.get_heatmap(x_fake))
-            outs = self.generator(inputs, s_src.repeat(inputs.shape[0] // b, 1), self.hpf_masks(inputs))
+            s_cyc = [s_src if self.ref_path_trains_encoder else s_src.detach(), s_src]  # (ref, latent) paths
+            s_cyc += [s_src] if with_id else []
+            outs = self.generator(inputs, torch.cat(s_cyc), self.hpf_masks(inputs))
             rec_ref, rec_lat, *rec_src = outs.split(b)
             obj.compute("cyc", rec_ref, x_src)
             obj.compute("cyc", rec_lat, x_src)
@@ -232,6 +254,17 @@ class StarGANv2(GANModule):
             self.update(opt_g, obj.total("G"))
 
         self.update_ema()
+
+    def frozen_style_encoder(self, x: Tensor, y: Tensor) -> Tensor:
+        """``E(x, y)`` with E's parameters out of the graph: gradients reach ``x`` only."""
+        params = [p for p in self.style_encoder.parameters() if p.requires_grad]
+        for p in params:
+            p.requires_grad_(False)
+        try:
+            return self.style_encoder(x, y)
+        finally:
+            for p in params:
+                p.requires_grad_(True)
 
     def diversity(self, fake_lat: Tensor, fake_lat2: Tensor | None, fake_ref: Tensor, fake_ref2: Tensor | None) -> None:
         """Record ``ds`` of each path of ``ds_paths``: the distance between its two fakes of the same source
